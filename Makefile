@@ -1,0 +1,44 @@
+# The README's first two commands are `make demo` and `make test`; both bootstrap a fresh
+# machine (apt when root, a local .venv, pip install) before they run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the tests and demo use when present (tc/ip for humans, procps for sysctl).
+APT_PKGS := iproute2 procps kmod ethtool
+
+.PHONY: demo test lint bench check clean
+
+$(STAMP): pyproject.toml
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "apt-get install:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Until the feeder demo lands, the main job is the host preflight (exit 1 = host untuned).
+demo: $(STAMP)
+	-$(BIN)/hosttune check
+
+check: $(STAMP)
+	$(BIN)/hosttune check
+
+lint: $(STAMP)
+	$(BIN)/ruff check hosttune feeder xdp tests $(wildcard bench)
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
