@@ -19,6 +19,7 @@ from hosttune.host import Host, HostError
 from hosttune.journal import DEFAULT_PATH, Journal
 from hosttune.knobs import all_knobs
 from hosttune.knobs.cmdline import boot_params
+from hosttune.nicprobe import IoctlNicProbe, OfflineNicProbe
 from hosttune.profile import Profile, ProfileError, load_profile
 from hosttune.render import check_document, summary_line, table, to_json
 from hosttune.result import Status
@@ -79,7 +80,9 @@ def _host(root: str) -> Host:
     path = Path(root)
     if not path.is_dir():
         raise UsageError(f"--root {root}: no such directory")
-    return Host(root=path, allow_commands=path == Path("/"))
+    live = path.resolve() == Path("/")
+    # An image's NICs are not this machine's: never probe (or change) them through --root.
+    return Host(root=path, allow_commands=live, nic=IoctlNicProbe() if live else OfflineNicProbe())
 
 
 def _profile(args: argparse.Namespace) -> Profile:
@@ -219,7 +222,8 @@ def cmd_revert(args: argparse.Namespace) -> int:
             print(f"  [{kid}] undid {c.describe()}")
         for kid, c, e in report.failed:
             print(
-                f"  [{kid}] FAILED to undo {c.describe()}: {e} (kept in the journal)", file=sys.stderr
+                f"  [{kid}] FAILED to undo {c.describe()}: {e} (kept in the journal)",
+                file=sys.stderr,
             )
         print(f"reverted {len(report.reverted)}, failed {len(report.failed)}")
     return EXIT_FAIL if report.failed else EXIT_OK

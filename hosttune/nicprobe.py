@@ -2,8 +2,9 @@
 
 Knobs receive a ``NicProbe`` through ``Host`` so unit tests can hand them a fake NIC; the real
 implementation, ``IoctlNicProbe``, talks SIOCETHTOOL / SIOC[GS]HWTSTAMP to the kernel through
-ctypes structures. The module also names the timestamping bits (``SOF_TIMESTAMPING_*``,
-``HWTSTAMP_*``) so reports can say "tx_software, rx_software" instead of ``0x1a``.
+ctypes structures; ``OfflineNicProbe`` is for roots that are not the running system. The
+module also names the timestamping bits (``SOF_TIMESTAMPING_*``, ``HWTSTAMP_*``) so reports can
+say "tx_software, rx_software" instead of ``0x1a``.
 """
 
 from __future__ import annotations
