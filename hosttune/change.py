@@ -95,9 +95,10 @@ class WriteFile(Change):
         reboot: bool = False,
         then_run: list[str] | None = None,
     ) -> WriteFile | None:
-        """The change that makes ``path`` hold ``new``, or None when it already does."""
+        """The change that makes ``path`` hold ``new``; None when it already does, or when the
+        file exists but cannot be read (then no exact undo would be possible)."""
         old = host.read_opt(path)
-        if old == new:
+        if old == new or (old is None and host.exists(path)):
             return None
         missing: list[str] = []
         parent = path.rsplit("/", 1)[0]
