@@ -67,7 +67,7 @@ class SetValue(Change):
         host.write(self.path, self.old)
 
     def describe(self) -> str:
-        return f"write {self.path}: {self.old!r} -> {self.new!r}"
+        return f"write {self.path}: {self.old.strip()!r} -> {self.new.strip()!r}"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,12 @@ def plan(
 ) -> list[tuple[Knob, Change]]:
     out = []
     for knob in select(knobs, only):
-        for change in knob.plan(host, profile):
+        try:
+            changes = knob.plan(host, profile)
+        except (OSError, ValueError) as e:
+            # Nothing is applied when the host cannot even be read: the operator sees why first.
+            raise HostError(f"cannot plan {knob.id}: {e}; nothing was changed") from e
+        for change in changes:
             keep = runtime if change.runtime else persistent
             if keep:
                 out.append((knob, change))
@@ -75,6 +80,9 @@ def apply(host: Host, journal: Journal, steps: Sequence[tuple[Knob, Change]]) ->
         try:
             change.do(host)
         except HostError as e:
+            # A refused write changed nothing (e.g. a kernel-managed IRQ's affinity): keeping
+            # it journaled would make revert fail on it too.
+            journal.forget_last()
             report.failed.append((knob.id, change, str(e)))
             continue
         report.applied.append((knob.id, change))

@@ -55,6 +55,10 @@ class Journal:
         entries.append(Entry(knob=knob, change=change, time_ns=time.time_ns()))
         self._save(entries)
 
+    def forget_last(self) -> None:
+        """Drop the newest entry: its change was refused, so there is nothing to undo."""
+        self.replace(self.entries()[:-1])
+
     def replace(self, entries: list[Entry]) -> None:
         if entries:
             self._save(entries)

@@ -7,6 +7,7 @@ Ansible role reads the same file, so the numbers exist once.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -168,15 +169,24 @@ def _non_negative(prefix: str, value: int) -> int:
     return value
 
 
+_SYSCTL_PART = re.compile(r"[A-Za-z0-9_-]+")
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _sysctl_rules(t: _Table) -> tuple[SysctlRule, ...]:
     rules = []
     for key, spec in t.data.items():
         t.known.add(key)
         where = f"sysctl.{key!r}"
-        if not all(part.replace("_", "").replace("-", "").isalnum() for part in key.split(".")):
+        if not all(_SYSCTL_PART.fullmatch(part) for part in key.split(".")):
             raise ProfileError(f"{where}: not a sysctl name (like net.core.rmem_max)")
         op = "eq"
         if isinstance(spec, dict):
+            if any(k not in ("min", "max", "eq") for k in spec) and "." not in key:
+                # TOML reads an unquoted net.core.rmem_max as nested tables net -> core -> ...
+                raise ProfileError(
+                    f'{where}: quote dotted sysctl names ("net.core.rmem_max" = ...)'
+                )
             if len(spec) != 1 or next(iter(spec)) not in ("min", "max", "eq"):
                 raise ProfileError(f"{where}: use a value, or a table with one of min/max/eq")
             op, spec = next(iter(spec.items()))
@@ -188,7 +198,9 @@ def _sysctl_rules(t: _Table) -> tuple[SysctlRule, ...]:
             value = " ".join(str(x) for x in spec)
         else:
             value = " ".join(str(spec).split())
-        if op != "eq" and not all(p.lstrip("-").isdigit() for p in value.split()):
+        if not value:
+            raise ProfileError(f"{where}: value is empty")
+        if op != "eq" and not all(_INTEGER.fullmatch(p) for p in value.split()):
             raise ProfileError(f"{where}: {op} needs integer values, got {value!r}")
         rules.append(SysctlRule(key=key, op=op, value=value))
     return tuple(rules)
@@ -250,7 +262,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> Profile:
 
     t = _section(doc, "memlock")
     limit = t.get("limit", str, "unlimited")
-    if limit != "unlimited" and not limit.isdigit():
+    if limit != "unlimited" and not (limit.isascii() and limit.isdigit()):
         raise ProfileError(f"memlock.limit: {limit!r} must be 'unlimited' or a size in KiB")
     memlock = MemlockSection(
         user=t.get("user", str, "feeder"), limit=limit, systemd_unit=t.opt("systemd_unit", str)
@@ -284,13 +296,18 @@ def parse_profile(doc: dict[str, Any], source: str) -> Profile:
         raise ProfileError("nic.interfaces: must be a list of interface names (or 'auto')")
     ring = t.data.get("rx_ring")
     t.known.add("rx_ring")
-    if ring is not None and ring != "max" and (isinstance(ring, bool) or not isinstance(ring, int)):
+    if (
+        ring is not None
+        and ring != "max"
+        and (isinstance(ring, bool) or not isinstance(ring, int) or ring < 1)
+    ):
         raise ProfileError(f"nic.rx_ring: {ring!r} must be 'max' or a number of descriptors")
+    usecs = t.opt("rx_usecs_max", int)
     nic = NicSection(
         interfaces=tuple(ifaces),
         timestamping=t.choice("timestamping", TS_MODES, "software"),
         rx_ring=None if ring is None else str(ring),
-        rx_usecs_max=t.opt("rx_usecs_max", int),
+        rx_usecs_max=None if usecs is None else _non_negative("nic.rx_usecs_max", usecs),
     )
     t.done()
 
@@ -330,6 +347,8 @@ def load_profile(path: str | None = None, name: str = "feeder") -> Profile:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise ProfileError(f"cannot read profile {path}: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise ProfileError(f"cannot read profile {path}: not UTF-8 text ({e.reason})") from e
         source = path
     else:
         if name not in builtin_names():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hosttune import cpulist
 from hosttune.change import Change, WriteFile
-from hosttune.cpus import isolated_now, isolated_target
+from hosttune.cpus import isolated_target
 from hosttune.host import Host, HostError
 from hosttune.knobs.base import Knob
 from hosttune.profile import ISOLCPUS_FLAGS, Profile
@@ -35,14 +35,15 @@ def parse_cmdline(text: str) -> dict[str, str]:
 
 
 def parse_cpu_param(value: str) -> CpuParam:
-    """Split leading flags (``managed_irq,domain,``) from the cpulist."""
-    flags, rest = set(), []
-    for part in value.split(","):
-        if part in ISOLCPUS_FLAGS:
-            flags.add(part)
-        else:
-            rest.append(part)
-    return CpuParam(cpus=cpulist.parse(",".join(rest)), flags=frozenset(flags))
+    """Split leading flags (``managed_irq,domain,``) from the cpulist.
+
+    Like the kernel, only leading words are flags: ``2-5,domain`` is a bad cpulist.
+    """
+    parts = value.split(",")
+    n = 0
+    while n < len(parts) and parts[n] in ISOLCPUS_FLAGS:
+        n += 1
+    return CpuParam(cpus=cpulist.parse(",".join(parts[n:])), flags=frozenset(parts[:n]))
 
 
 def boot_params(host: Host, profile: Profile) -> list[str]:
@@ -74,6 +75,32 @@ def dropin_text(params: list[str]) -> str:
     )
 
 
+def _running_row(
+    host: Host, name: str, title: str, target: frozenset[int], absent: str, fix: str
+) -> CheckResult:
+    """Compare ``/sys/devices/system/cpu/<name>`` (what the booted kernel did) with the target."""
+    rid, path = f"cmdline.{name}_running", f"/sys/devices/system/cpu/{name}"
+    want = cpulist.render(target)
+    text = host.read_opt(path)
+    if text is None:
+        return skip(rid, title, absent, want)
+    try:
+        # Older kernels print "(null)" for an empty nohz_full mask.
+        got = cpulist.parse(text.replace("(null)", ""))
+    except cpulist.CpuListError as e:
+        return skip(rid, title, f"{path}: {e}", want)
+    ok = target <= got
+    return CheckResult(
+        id=rid,
+        title=title,
+        status=Status.PASS if ok else Status.FAIL,
+        observed=cpulist.render(got) or "none",
+        expected=f"includes {want}",
+        fix="" if ok else fix,
+        reboot=not ok,
+    )
+
+
 class CmdlineKnob(Knob):
     """Kernel command line for CPU isolation (``[cpu]``), and the running state it produced.
 
@@ -102,7 +129,10 @@ class CmdlineKnob(Knob):
             running = parse_cmdline(host.read("/proc/cmdline"))
         except HostError as e:
             return [skip(self.id, self.title, str(e))]
-        target = isolated_target(host, profile)
+        try:
+            target = isolated_target(host, profile)
+        except cpulist.CpuListError as e:  # a garbled /sys/devices/system/cpu/online
+            return [skip(self.id, self.title, str(e))]
         if not target:
             why = (
                 "profile isolates no CPUs"
@@ -111,7 +141,6 @@ class CmdlineKnob(Knob):
             )
             return [skip("cmdline.isolcpus", "isolcpus", why)]
         staged = parse_cmdline(self._staged_params(host))
-        want_cpus = cpulist.render(target)
         rows = [
             self._cpu_row(
                 host, "isolcpus", running, staged, target, frozenset(profile.cpu.isolcpus_flags)
@@ -122,44 +151,27 @@ class CmdlineKnob(Knob):
         if profile.cpu.rcu_nocbs:
             rows.append(self._cpu_row(host, "rcu_nocbs", running, staged, target, frozenset()))
 
-        now = isolated_now(host)
         rows.append(
-            CheckResult(
-                id="cmdline.isolated_running",
-                title="CPUs the kernel isolates now",
-                status=Status.PASS if target <= now else Status.FAIL,
-                observed=cpulist.render(now) or "none",
-                expected=f"includes {want_cpus}",
-                fix=""
-                if target <= now
-                else "boot with isolcpus (see cmdline.isolcpus), then reboot",
-                reboot=not target <= now,
+            _running_row(
+                host,
+                "isolated",
+                "CPUs the kernel isolates now",
+                target,
+                "kernel does not report isolated CPUs",
+                "boot with isolcpus (see cmdline.isolcpus), then reboot",
             )
         )
         if profile.cpu.nohz_full:
-            text = host.read_opt("/sys/devices/system/cpu/nohz_full")
-            if text is None:
-                rows.append(
-                    skip(
-                        "cmdline.nohz_full_running",
-                        "tickless CPUs now",
-                        "kernel built without CONFIG_NO_HZ_FULL: nohz_full= has no effect",
-                        want_cpus,
-                    )
+            rows.append(
+                _running_row(
+                    host,
+                    "nohz_full",
+                    "tickless CPUs now",
+                    target,
+                    "kernel built without CONFIG_NO_HZ_FULL: nohz_full= has no effect",
+                    "boot with nohz_full (see cmdline.nohz_full)",
                 )
-            else:
-                got = cpulist.parse(text.replace("(null)", ""))
-                rows.append(
-                    CheckResult(
-                        id="cmdline.nohz_full_running",
-                        title="tickless CPUs now",
-                        status=Status.PASS if target <= got else Status.FAIL,
-                        observed=cpulist.render(got) or "none",
-                        expected=f"includes {want_cpus}",
-                        fix="" if target <= got else "boot with nohz_full (see cmdline.nohz_full)",
-                        reboot=not target <= got,
-                    )
-                )
+            )
         return rows
 
     def _staged_params(self, host: Host) -> str:
@@ -187,7 +199,9 @@ class CmdlineKnob(Knob):
                 p = parse_cpu_param(params[key])
             except cpulist.CpuListError:
                 return False
-            return p.cpus == target and flags <= p.flags
+            # isolcpus without flags means "domain", as the kernel reads it.
+            got = (p.flags or frozenset({"domain"})) if key == "isolcpus" else p.flags
+            return p.cpus == target and flags <= got
 
         observed = f"{key}={running[key]}" if key in running else "absent"
         if ok(running):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from hosttune import cpulist
 from hosttune.change import Change, SetValue
 from hosttune.cpus import numa_nodes
-from hosttune.host import Host
+from hosttune.host import Host, HostError
 from hosttune.knobs.base import Knob
 from hosttune.profile import Profile
 from hosttune.result import CheckResult, Status, skip
@@ -13,11 +14,14 @@ SIZES = {"2M": "hugepages-2048kB", "1G": "hugepages-1048576kB"}
 
 
 def _count(host: Host, path: str) -> int | None:
+    """A page counter; None when the file is absent, HostError naming it when garbled."""
     text = host.read_opt(path)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
+    if text is None:
         return None
+    try:
+        return int(text)
+    except ValueError as e:
+        raise HostError(f"{path} holds {text.strip()!r}, not a page count") from e
 
 
 def _split(total: int, nodes: list[int]) -> dict[int, int]:
@@ -51,15 +55,15 @@ class HugePagesKnob(Knob):
 
     def check(self, host: Host, profile: Profile) -> list[CheckResult]:
         rows = []
-        nodes = numa_nodes(host)
+        try:
+            nodes = numa_nodes(host)
+        except cpulist.CpuListError as e:
+            rows.append(skip("hugepages.nodes", "NUMA nodes", f"per-node split not checked: {e}"))
+            nodes = []
         for size, want in self._wanted(profile).items():
             rid, title = f"hugepages.{size}", f"{size} huge pages"
             base = f"/sys/kernel/mm/hugepages/{SIZES[size]}"
-            total, free = (
-                _count(host, f"{base}/nr_hugepages"),
-                _count(host, f"{base}/free_hugepages"),
-            )
-            if total is None:
+            if not host.exists(f"{base}/nr_hugepages"):
                 why = (
                     "kernel or CPU does not offer this page size"
                     if want
@@ -67,34 +71,24 @@ class HugePagesKnob(Knob):
                 )
                 rows.append(skip(rid, title, why, f">= {want}"))
                 continue
-            rows.append(self._row(rid, title, total, free, want, f"{base}/nr_hugepages"))
+            rows.append(self._row(host, rid, title, base, want))
             if profile.hugepages.per_node and len(nodes) > 1 and want:
                 for node, n_want in _split(want, nodes).items():
                     nb = f"/sys/devices/system/node/node{node}/hugepages/{SIZES[size]}"
-                    n_total = _count(host, f"{nb}/nr_hugepages")
-                    if n_total is None:
-                        rows.append(
-                            skip(
-                                f"{rid}.node{node}", f"{title} node {node}", "no per-node counters"
-                            )
-                        )
-                        continue
                     rows.append(
-                        self._row(
-                            f"{rid}.node{node}",
-                            f"{title} node {node}",
-                            n_total,
-                            _count(host, f"{nb}/free_hugepages"),
-                            n_want,
-                            f"{nb}/nr_hugepages",
-                        )
+                        self._row(host, f"{rid}.node{node}", f"{title} node {node}", nb, n_want)
                     )
         return rows
 
     @staticmethod
-    def _row(
-        rid: str, title: str, total: int, free: int | None, want: int, path: str
-    ) -> CheckResult:
+    def _row(host: Host, rid: str, title: str, base: str, want: int) -> CheckResult:
+        path = f"{base}/nr_hugepages"
+        try:
+            total, free = _count(host, path), _count(host, f"{base}/free_hugepages")
+        except HostError as e:
+            return skip(rid, title, str(e), f">= {want} reserved")
+        if total is None:
+            return skip(rid, title, f"no counters in {base}", f">= {want} reserved")
         observed = f"{total} reserved, {free if free is not None else '?'} free"
         if total < want:
             status, fix = Status.FAIL, f"echo {want} > {path} (or `hosttune apply`)"
@@ -116,7 +110,10 @@ class HugePagesKnob(Knob):
 
     def plan(self, host: Host, profile: Profile) -> list[Change]:
         changes: list[Change] = []
-        nodes = numa_nodes(host)
+        try:
+            nodes = numa_nodes(host)
+        except cpulist.CpuListError:
+            nodes = []  # unknown layout: reserve the total and let the kernel spread it
         for size, want in self._wanted(profile).items():
             if not want:
                 continue
@@ -128,7 +125,10 @@ class HugePagesKnob(Knob):
             else:
                 targets = {f"/sys/kernel/mm/hugepages/{SIZES[size]}/nr_hugepages": want}
             for path, w in targets.items():
-                have = _count(host, path)
+                try:
+                    have = _count(host, path)
+                except HostError:
+                    continue  # a value we cannot read is a value we could not restore
                 if have is not None and have < w:
                     changes.append(SetValue(path=path, old=str(have), new=str(w)))
         return changes

@@ -31,6 +31,19 @@ def satisfies(rule: SysctlRule, observed: str) -> bool:
     return all(h <= w for h, w in pairs)
 
 
+def target(rule: SysctlRule, observed: str) -> str:
+    """The value to write: a bound moves only the elements outside it, the others stay."""
+    want, have = rule.value.split(), observed.split()
+    if rule.op == "eq" or len(want) != len(have):
+        return rule.value
+    try:
+        pairs = [(int(h), int(w)) for h, w in zip(have, want, strict=True)]
+    except ValueError:
+        return rule.value
+    pick = max if rule.op == "min" else min
+    return " ".join(str(pick(h, w)) for h, w in pairs)
+
+
 def _expected(rule: SysctlRule) -> str:
     return {"eq": "", "min": ">= ", "max": "<= "}[rule.op] + rule.value
 
@@ -84,10 +97,11 @@ class SysctlKnob(Knob):
         changes: list[Change] = []
         for rule in profile.sysctl:
             observed = host.read_opt(sysctl_path(rule.key))
-            if observed is None or satisfies(rule, " ".join(observed.split())):
+            if observed is None or satisfies(rule, observed):
                 continue
+            # The old value is kept as read so undo puts back exactly what was there.
             changes.append(
-                SetValue(path=sysctl_path(rule.key), old=" ".join(observed.split()), new=rule.value)
+                SetValue(path=sysctl_path(rule.key), old=observed, new=target(rule, observed))
             )
         if profile.sysctl and (f := WriteFile.replacing(host, DROPIN, dropin_text(profile.sysctl))):
             changes.append(f)

@@ -98,6 +98,7 @@ def test_journal_is_written_before_the_change(tmp_path: Path) -> None:
     knob = all_knobs()[0]
     report = apply(host, journal, [(knob, Exploding(path="/proc/sys/x", old="1", new="2"))])
     assert report.failed and "refused" in report.failed[0][2]
+    assert journal.entries() == []  # refused: nothing to undo later
 
 
 def test_revert_keeps_entries_it_could_not_undo(tmp_path: Path) -> None:
