@@ -1,0 +1,1 @@
+"""The receiver: join groups, track sequences per channel, measure latency."""

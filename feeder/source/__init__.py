@@ -1,0 +1,1 @@
+"""Message sources that feed the publisher (the synthetic one; exchanges come through books)."""
