@@ -75,8 +75,16 @@ def decode_header(data: ReadableBuffer) -> PacketHeader | Reject:
     if size < HEADER_SIZE:
         return Reject(RejectCode.TOO_SHORT, f"{size} bytes, a header needs {HEADER_SIZE}")
     (
-        magic, version, kind_value, header_len, session_id, first_seq, send_time_ns,
-        channel_id, count, _reserved,
+        magic,
+        version,
+        kind_value,
+        header_len,
+        session_id,
+        first_seq,
+        send_time_ns,
+        channel_id,
+        count,
+        _reserved,
     ) = _unpack_header(data, 0)
     if magic != MAGIC_U32:
         return Reject(RejectCode.BAD_MAGIC, f"magic {magic:#010x}, expected {MAGIC_U32:#010x}")
@@ -175,8 +183,9 @@ def _short(name: str, length: int, minimum: int) -> Reject:
 def _trade(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     if length < TRADE_SIZE:
         return _short("Trade", length, TRADE_SIZE)
-    (_, _, instrument_id, side, flags, price, qty, trade_id, exchange_ts_ns,
-     receive_ts_ns) = TRADE.unpack_from(data, pos)
+    (_, _, instrument_id, side, flags, price, qty, trade_id, exchange_ts_ns, receive_ts_ns) = (
+        TRADE.unpack_from(data, pos)
+    )
     if side > 2:
         return Reject(RejectCode.BAD_SIDE, f"Trade side {side} is not 0, 1 or 2")
     return Trade(
@@ -187,15 +196,33 @@ def _trade(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
 def _book_delta(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     if length < BOOK_DELTA_SIZE:
         return _short("BookDelta", length, BOOK_DELTA_SIZE)
-    (_, _, instrument_id, side, action_value, flags, price, qty, exchange_seq, exchange_ts_ns,
-     receive_ts_ns) = BOOK_DELTA.unpack_from(data, pos)
+    (
+        _,
+        _,
+        instrument_id,
+        side,
+        action_value,
+        flags,
+        price,
+        qty,
+        exchange_seq,
+        exchange_ts_ns,
+        receive_ts_ns,
+    ) = BOOK_DELTA.unpack_from(data, pos)
     action = _ACTIONS[action_value] if action_value < len(_ACTIONS) else None
     if action is None:
         return Reject(RejectCode.BAD_ACTION, f"BookDelta action {action_value} is not 1..4")
     if side > 2 or (side == 0 and action is not BookAction.CLEAR):
         return Reject(RejectCode.BAD_SIDE, f"BookDelta side {side} with action {action.name}")
     return BookDelta(
-        instrument_id, _SIDES[side], action, flags, price, qty, exchange_seq, exchange_ts_ns,
+        instrument_id,
+        _SIDES[side],
+        action,
+        flags,
+        price,
+        qty,
+        exchange_seq,
+        exchange_ts_ns,
         receive_ts_ns,
     )
 
@@ -203,8 +230,9 @@ def _book_delta(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
 def _book_levels(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     if length < BOOK_LEVELS_SIZE:
         return _short("BookLevels", length, BOOK_LEVELS_SIZE)
-    (_, _, instrument_id, flags, n_bids, n_asks, exchange_seq, exchange_ts_ns,
-     receive_ts_ns) = BOOK_LEVELS.unpack_from(data, pos)
+    (_, _, instrument_id, flags, n_bids, n_asks, exchange_seq, exchange_ts_ns, receive_ts_ns) = (
+        BOOK_LEVELS.unpack_from(data, pos)
+    )
     needed = BOOK_LEVELS_SIZE + LEVEL_SIZE * (n_bids + n_asks)
     if length < needed:
         return Reject(
@@ -215,16 +243,22 @@ def _book_levels(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     at = pos + BOOK_LEVELS_SIZE
     levels = [Level(*LEVEL.unpack_from(data, at + i * LEVEL_SIZE)) for i in range(n_bids + n_asks)]
     return BookLevels(
-        instrument_id, flags, exchange_seq, exchange_ts_ns, receive_ts_ns,
-        tuple(levels[:n_bids]), tuple(levels[n_bids:]),
+        instrument_id,
+        flags,
+        exchange_seq,
+        exchange_ts_ns,
+        receive_ts_ns,
+        tuple(levels[:n_bids]),
+        tuple(levels[n_bids:]),
     )
 
 
 def _instrument_definition(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     if length < INSTRUMENT_DEFINITION_SIZE:
         return _short("InstrumentDefinition", length, INSTRUMENT_DEFINITION_SIZE)
-    (_, _, instrument_id, exchange_id, price_exponent, qty_exponent,
-     raw) = INSTRUMENT_DEFINITION.unpack_from(data, pos)
+    (_, _, instrument_id, exchange_id, price_exponent, qty_exponent, raw) = (
+        INSTRUMENT_DEFINITION.unpack_from(data, pos)
+    )
     if price_exponent > MAX_EXPONENT or qty_exponent > MAX_EXPONENT:
         return Reject(
             RejectCode.BAD_EXPONENT,
@@ -238,7 +272,10 @@ def _instrument_definition(data: ReadableBuffer, pos: int, length: int) -> _Deco
     except UnicodeDecodeError:
         return Reject(RejectCode.BAD_SYMBOL, f"symbol {raw!r} is not UTF-8")
     return InstrumentDefinition(
-        instrument_id, _EXCHANGES.get(exchange_id, exchange_id), price_exponent, qty_exponent,
+        instrument_id,
+        _EXCHANGES.get(exchange_id, exchange_id),
+        price_exponent,
+        qty_exponent,
         symbol,
     )
 
@@ -250,8 +287,11 @@ def _status(data: ReadableBuffer, pos: int, length: int) -> _Decoded:
     if status == 0:
         return Reject(RejectCode.BAD_STATUS, "status code 0 is invalid")
     return Status(
-        instrument_id, _EXCHANGES.get(exchange_id, exchange_id), _STATUSES.get(status, status),
-        detail, ts_ns,
+        instrument_id,
+        _EXCHANGES.get(exchange_id, exchange_id),
+        _STATUSES.get(status, status),
+        detail,
+        ts_ns,
     )
 
 

@@ -254,14 +254,35 @@ class PacketEncoder:
         view = self._view
         try:
             _pack_header(
-                view, 0, MAGIC_U32, VERSION, _DATA, HEADER_SIZE, self._session_id,
-                first_seq, send_time_ns, self._channel_id, count, 0,
+                view,
+                0,
+                MAGIC_U32,
+                VERSION,
+                _DATA,
+                HEADER_SIZE,
+                self._session_id,
+                first_seq,
+                send_time_ns,
+                self._channel_id,
+                count,
+                0,
             )
         except struct.error:
             raise _range_error(
-                "header", HEADER_FIELDS,
-                (MAGIC_U32, VERSION, _DATA, HEADER_SIZE, self._session_id, first_seq,
-                 send_time_ns, self._channel_id, count, 0),
+                "header",
+                HEADER_FIELDS,
+                (
+                    MAGIC_U32,
+                    VERSION,
+                    _DATA,
+                    HEADER_SIZE,
+                    self._session_id,
+                    first_seq,
+                    send_time_ns,
+                    self._channel_id,
+                    count,
+                    0,
+                ),
             ) from None
         packet = view[: self._pos]
         self._close()
@@ -281,8 +302,16 @@ class PacketEncoder:
         _check_seq(next_seq, "next_seq")
         view = _writable_view(buffer, HEADER_SIZE, kind.name.lower())
         values = (
-            MAGIC_U32, VERSION, int(kind), HEADER_SIZE, self._session_id, next_seq,
-            send_time_ns, self._channel_id, 0, 0,
+            MAGIC_U32,
+            VERSION,
+            int(kind),
+            HEADER_SIZE,
+            self._session_id,
+            next_seq,
+            send_time_ns,
+            self._channel_id,
+            0,
+            0,
         )
         try:
             _pack_header(view, 0, *values)
@@ -320,12 +349,23 @@ class PacketEncoder:
             raise ValueError(f"Trade.flags={flags:#x} sets bits outside {TRADE_FLAGS_MASK:#x}")
         try:
             _pack_trade(
-                self._view, pos, TRADE_SIZE, _T_TRADE, instrument_id, side, flags, price, qty,
-                trade_id, exchange_ts_ns, receive_ts_ns,
+                self._view,
+                pos,
+                TRADE_SIZE,
+                _T_TRADE,
+                instrument_id,
+                side,
+                flags,
+                price,
+                qty,
+                trade_id,
+                exchange_ts_ns,
+                receive_ts_ns,
             )
         except struct.error:
             raise _range_error(
-                "Trade", TRADE_FIELDS,
+                "Trade",
+                TRADE_FIELDS,
                 (instrument_id, side, flags, price, qty, trade_id, exchange_ts_ns, receive_ts_ns),
             ) from None
         self._pos = pos + TRADE_SIZE
@@ -353,19 +393,38 @@ class PacketEncoder:
                 f"BookDelta.side={side!r}: must be 1 (bid) or 2 (ask); 0 only with CLEAR"
             )
         if flags & ~DELTA_FLAGS_MASK:
-            raise ValueError(
-                f"BookDelta.flags={flags:#x} sets bits outside {DELTA_FLAGS_MASK:#x}"
-            )
+            raise ValueError(f"BookDelta.flags={flags:#x} sets bits outside {DELTA_FLAGS_MASK:#x}")
         try:
             _pack_delta(
-                self._view, pos, BOOK_DELTA_SIZE, _T_DELTA, instrument_id, side, action, flags,
-                price, qty, exchange_seq, exchange_ts_ns, receive_ts_ns,
+                self._view,
+                pos,
+                BOOK_DELTA_SIZE,
+                _T_DELTA,
+                instrument_id,
+                side,
+                action,
+                flags,
+                price,
+                qty,
+                exchange_seq,
+                exchange_ts_ns,
+                receive_ts_ns,
             )
         except struct.error:
             raise _range_error(
-                "BookDelta", BOOK_DELTA_FIELDS,
-                (instrument_id, side, action, flags, price, qty, exchange_seq, exchange_ts_ns,
-                 receive_ts_ns),
+                "BookDelta",
+                BOOK_DELTA_FIELDS,
+                (
+                    instrument_id,
+                    side,
+                    action,
+                    flags,
+                    price,
+                    qty,
+                    exchange_seq,
+                    exchange_ts_ns,
+                    receive_ts_ns,
+                ),
             ) from None
         self._pos = pos + BOOK_DELTA_SIZE
         self._count += 1
@@ -405,8 +464,17 @@ class PacketEncoder:
         view = self._view
         try:
             _pack_levels(
-                view, pos, size, _T_LEVELS, instrument_id, flags, n_bids, n_asks, exchange_seq,
-                exchange_ts_ns, receive_ts_ns,
+                view,
+                pos,
+                size,
+                _T_LEVELS,
+                instrument_id,
+                flags,
+                n_bids,
+                n_asks,
+                exchange_seq,
+                exchange_ts_ns,
+                receive_ts_ns,
             )
             at = pos + BOOK_LEVELS_SIZE
             for price, qty in bids:
@@ -417,9 +485,9 @@ class PacketEncoder:
                 at += LEVEL_SIZE
         except struct.error:
             raise _levels_error(
-                (instrument_id, flags, n_bids, n_asks, exchange_seq, exchange_ts_ns,
-                 receive_ts_ns),
-                bids, asks,
+                (instrument_id, flags, n_bids, n_asks, exchange_seq, exchange_ts_ns, receive_ts_ns),
+                bids,
+                asks,
             ) from None
         self._pos = pos + size
         self._count += 1
@@ -443,12 +511,20 @@ class PacketEncoder:
                 )
         try:
             _pack_definition(
-                self._view, pos, INSTRUMENT_DEFINITION_SIZE, _T_DEFINITION, instrument_id,
-                exchange_id, price_exponent, qty_exponent, raw,
+                self._view,
+                pos,
+                INSTRUMENT_DEFINITION_SIZE,
+                _T_DEFINITION,
+                instrument_id,
+                exchange_id,
+                price_exponent,
+                qty_exponent,
+                raw,
             )
         except struct.error:
             raise _range_error(
-                "InstrumentDefinition", INSTRUMENT_DEFINITION_FIELDS,
+                "InstrumentDefinition",
+                INSTRUMENT_DEFINITION_FIELDS,
                 (instrument_id, exchange_id, price_exponent, qty_exponent, raw),
             ) from None
         self._pos = pos + INSTRUMENT_DEFINITION_SIZE
@@ -464,8 +540,15 @@ class PacketEncoder:
             raise ValueError("Status.status=0 is reserved as invalid; use a StatusCode")
         try:
             _pack_status(
-                self._view, pos, STATUS_SIZE, _T_STATUS, instrument_id, exchange_id, status,
-                detail, ts_ns,
+                self._view,
+                pos,
+                STATUS_SIZE,
+                _T_STATUS,
+                instrument_id,
+                exchange_id,
+                status,
+                detail,
+                ts_ns,
             )
         except struct.error:
             raise _range_error(
@@ -478,28 +561,51 @@ class PacketEncoder:
         """Add a decoded-message value (convenience; the ``add_*`` methods avoid the object)."""
         if isinstance(message, Trade):
             self.add_trade(
-                message.instrument_id, message.side, message.flags, message.price, message.qty,
-                message.trade_id, message.exchange_ts_ns, message.receive_ts_ns,
+                message.instrument_id,
+                message.side,
+                message.flags,
+                message.price,
+                message.qty,
+                message.trade_id,
+                message.exchange_ts_ns,
+                message.receive_ts_ns,
             )
         elif isinstance(message, BookDelta):
             self.add_book_delta(
-                message.instrument_id, message.side, message.action, message.flags,
-                message.price, message.qty, message.exchange_seq, message.exchange_ts_ns,
+                message.instrument_id,
+                message.side,
+                message.action,
+                message.flags,
+                message.price,
+                message.qty,
+                message.exchange_seq,
+                message.exchange_ts_ns,
                 message.receive_ts_ns,
             )
         elif isinstance(message, BookLevels):
             self.add_book_levels(
-                message.instrument_id, message.flags, message.exchange_seq,
-                message.exchange_ts_ns, message.receive_ts_ns, message.bids, message.asks,
+                message.instrument_id,
+                message.flags,
+                message.exchange_seq,
+                message.exchange_ts_ns,
+                message.receive_ts_ns,
+                message.bids,
+                message.asks,
             )
         elif isinstance(message, InstrumentDefinition):
             self.add_instrument_definition(
-                message.instrument_id, message.exchange_id, message.price_exponent,
-                message.qty_exponent, message.symbol,
+                message.instrument_id,
+                message.exchange_id,
+                message.price_exponent,
+                message.qty_exponent,
+                message.symbol,
             )
         elif isinstance(message, Status):
             self.add_status(
-                message.instrument_id, message.exchange_id, message.status, message.detail,
+                message.instrument_id,
+                message.exchange_id,
+                message.status,
+                message.detail,
                 message.ts_ns,
             )
         else:

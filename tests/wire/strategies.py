@@ -124,7 +124,6 @@ statuses = st.builds(
 )
 
 
-
 def messages(max_levels: int = 40) -> st.SearchStrategy[Message]:
     """Any message; BookLevels limited to ``max_levels`` levels so it fits the packet size."""
     return st.one_of(

@@ -45,30 +45,48 @@ HEADER_CASES = [
     ("count 65535", raw.patch(GOOD, 34, "H", 0xFFFF), RejectCode.BAD_COUNT),
     ("heartbeat count 1", raw.patch(HEARTBEAT, 34, "H", 1), RejectCode.BAD_COUNT),
     ("heartbeat payload", HEARTBEAT + b"\x00", RejectCode.TRAILING_BYTES),
-    ("end of session payload", raw.packet(raw.status(), kind=3, count=0),
-     RejectCode.TRAILING_BYTES),
+    (
+        "end of session payload",
+        raw.packet(raw.status(), kind=3, count=0),
+        RejectCode.TRAILING_BYTES,
+    ),
     ("data first_seq 0", raw.patch(GOOD, 16, "Q", 0), RejectCode.BAD_SEQUENCE),
     ("heartbeat first_seq 0", raw.patch(HEARTBEAT, 16, "Q", 0), RejectCode.BAD_SEQUENCE),
     ("sequence overflow", raw.patch(GOOD, 16, "Q", 2**64 - 1), RejectCode.BAD_SEQUENCE),
 ]
 
 MESSAGE_CASES = [
-    ("length past end", raw.patch(GOOD, HEADER_SIZE, "H", 50 + 24 + 1),
-     RejectCode.TRUNCATED_MESSAGE),
+    (
+        "length past end",
+        raw.patch(GOOD, HEADER_SIZE, "H", 50 + 24 + 1),
+        RejectCode.TRUNCATED_MESSAGE,
+    ),
     ("length 65535", raw.patch(GOOD, HEADER_SIZE, "H", 0xFFFF), RejectCode.TRUNCATED_MESSAGE),
     ("second message missing", raw.packet(raw.status(), count=2), RejectCode.TRUNCATED_MESSAGE),
-    ("second header cut", raw.packet(raw.status(), b"\x18\x00", count=2),
-     RejectCode.TRUNCATED_MESSAGE),
+    (
+        "second header cut",
+        raw.packet(raw.status(), b"\x18\x00", count=2),
+        RejectCode.TRUNCATED_MESSAGE,
+    ),
     ("length 0", raw.packet(b"\x00\x00\x05\x00" + bytes(20)), RejectCode.SHORT_MESSAGE),
     ("length 3", raw.packet(b"\x03\x00\x63\x00"), RejectCode.SHORT_MESSAGE),
     ("trade shorter than v1", raw.packet(raw.trade(length=49)), RejectCode.SHORT_MESSAGE),
     ("delta shorter than v1", raw.packet(raw.delta(length=50)), RejectCode.SHORT_MESSAGE),
-    ("levels shorter than root", raw.packet(raw.patch(raw.levels(0, 0, 0), 0, "H", 34)[:34]),
-     RejectCode.SHORT_MESSAGE),
-    ("definition shorter than v1", raw.packet(raw.patch(raw.definition(), 0, "H", 43)[:43]),
-     RejectCode.SHORT_MESSAGE),
-    ("status shorter than v1", raw.packet(raw.patch(raw.status(), 0, "H", 23)[:23]),
-     RejectCode.SHORT_MESSAGE),
+    (
+        "levels shorter than root",
+        raw.packet(raw.patch(raw.levels(0, 0, 0), 0, "H", 34)[:34]),
+        RejectCode.SHORT_MESSAGE,
+    ),
+    (
+        "definition shorter than v1",
+        raw.packet(raw.patch(raw.definition(), 0, "H", 43)[:43]),
+        RejectCode.SHORT_MESSAGE,
+    ),
+    (
+        "status shorter than v1",
+        raw.packet(raw.patch(raw.status(), 0, "H", 23)[:23]),
+        RejectCode.SHORT_MESSAGE,
+    ),
     ("trade side 3", raw.packet(raw.trade(side=3)), RejectCode.BAD_SIDE),
     ("delta side 3", raw.packet(raw.delta(side=3)), RejectCode.BAD_SIDE),
     ("delta side 0 on ADD", raw.packet(raw.delta(side=0, action=1)), RejectCode.BAD_SIDE),
@@ -78,13 +96,10 @@ MESSAGE_CASES = [
     ("levels claim more than present", raw.packet(raw.levels(2, 1, 2)), RejectCode.BAD_LEVELS),
     ("levels 255 + 255", raw.packet(raw.levels(255, 255, 0)), RejectCode.BAD_LEVELS),
     ("empty symbol", raw.packet(raw.definition(symbol=b"")), RejectCode.BAD_SYMBOL),
-    ("NUL inside symbol", raw.packet(raw.definition(symbol=b"BTC\x00USDT")),
-     RejectCode.BAD_SYMBOL),
+    ("NUL inside symbol", raw.packet(raw.definition(symbol=b"BTC\x00USDT")), RejectCode.BAD_SYMBOL),
     ("symbol not UTF-8", raw.packet(raw.definition(symbol=b"BTC\xff")), RejectCode.BAD_SYMBOL),
-    ("price exponent 19", raw.packet(raw.definition(price_exponent=19)),
-     RejectCode.BAD_EXPONENT),
-    ("qty exponent 255", raw.packet(raw.definition(qty_exponent=255)),
-     RejectCode.BAD_EXPONENT),
+    ("price exponent 19", raw.packet(raw.definition(price_exponent=19)), RejectCode.BAD_EXPONENT),
+    ("qty exponent 255", raw.packet(raw.definition(qty_exponent=255)), RejectCode.BAD_EXPONENT),
     ("status 0", raw.packet(raw.status(code=0)), RejectCode.BAD_STATUS),
     ("byte after last message", GOOD + b"\x00", RejectCode.TRAILING_BYTES),
     ("count one short", raw.patch(GOOD, 34, "H", 1), RejectCode.TRAILING_BYTES),
@@ -151,8 +166,9 @@ def test_old_decoder_reads_known_fields_of_a_longer_message_and_skips_the_rest()
 
 @pytest.mark.parametrize("template", [0, 6, 99, 0xFFFF])
 def test_unknown_template_is_skipped_and_counted(template: int) -> None:
-    data = raw.packet(raw.status(), raw.unknown(template), raw.unknown(template, b""),
-                      raw.status(code=2))
+    data = raw.packet(
+        raw.status(), raw.unknown(template), raw.unknown(template, b""), raw.status(code=2)
+    )
     packet = decode_packet(data)
     assert isinstance(packet, Packet), packet
     assert packet.skipped == 2

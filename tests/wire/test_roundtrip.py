@@ -62,8 +62,9 @@ def test_each_message_type_round_trips(
 
 
 @given(
-    messages=st.lists(wst.messages(max_levels=max_levels_per_message(MIN_PACKET_SIZE)),
-                      min_size=1, max_size=80),
+    messages=st.lists(
+        wst.messages(max_levels=max_levels_per_message(MIN_PACKET_SIZE)), min_size=1, max_size=80
+    ),
     max_packet_size=st.sampled_from([MIN_PACKET_SIZE, 600, 1400, 9000, MAX_UDP_PAYLOAD]),
     first_seq=st.integers(1, 2**40),
     session_id=wst.u64,
@@ -78,7 +79,10 @@ def test_mixed_messages_split_into_full_packets_with_contiguous_sequences(
     channel_id: int,
 ) -> None:
     packets = pack(
-        messages, session_id=session_id, channel_id=channel_id, first_seq=first_seq,
+        messages,
+        session_id=session_id,
+        channel_id=channel_id,
+        first_seq=first_seq,
         max_packet_size=max_packet_size,
     )
     decoded: list[Message] = []
