@@ -1,0 +1,1 @@
+"""Order books: levels, sequence rules per exchange, and the per-symbol synchronizer."""

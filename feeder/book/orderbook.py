@@ -1,0 +1,93 @@
+"""One side-by-side price ladder with fixed-point prices and quantities.
+
+Levels live in a dict (price -> qty) per side plus a sorted price list, so a level change is a
+dict write and (only for a new or removed price) one bisect insert/delete; the top of book and
+the top-N walk for checksums read the sorted list directly.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from feeder.wire import BookAction
+
+ADD, UPDATE, DELETE = BookAction.ADD, BookAction.UPDATE, BookAction.DELETE
+
+
+class OrderBook:
+    __slots__ = ("_ask_px", "_bid_px", "asks", "bids")
+
+    def __init__(self) -> None:
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self._bid_px: list[int] = []  # ascending: best bid is the last
+        self._ask_px: list[int] = []  # ascending: best ask is the first
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self._bid_px.clear()
+        self._ask_px.clear()
+
+    def set(self, is_bid: bool, price: int, qty: int) -> BookAction | None:
+        """Set a level's total quantity (0 deletes); returns what happened, None for a no-op
+        (deleting a level that is not there)."""
+        levels, prices = (self.bids, self._bid_px) if is_bid else (self.asks, self._ask_px)
+        if qty:
+            if price in levels:
+                levels[price] = qty
+                return UPDATE
+            levels[price] = qty
+            insort(prices, price)
+            return ADD
+        if price in levels:
+            del levels[price]
+            del prices[bisect_left(prices, price)]
+            return DELETE
+        return None
+
+    def best_bid(self) -> tuple[int, int] | None:
+        if not self._bid_px:
+            return None
+        p = self._bid_px[-1]
+        return p, self.bids[p]
+
+    def best_ask(self) -> tuple[int, int] | None:
+        if not self._ask_px:
+            return None
+        p = self._ask_px[0]
+        return p, self.asks[p]
+
+    def crossed(self) -> bool:
+        return bool(self._bid_px and self._ask_px and self._bid_px[-1] >= self._ask_px[0])
+
+    def top_bids(self, n: int) -> list[tuple[int, int]]:
+        """Best ``n`` bids, best first."""
+        if n <= 0:
+            return []
+        bids = self.bids
+        return [(p, bids[p]) for p in reversed(self._bid_px[-n:])]
+
+    def top_asks(self, n: int) -> list[tuple[int, int]]:
+        """Best ``n`` asks, best first."""
+        asks = self.asks
+        return [(p, asks[p]) for p in self._ask_px[:n]]
+
+    def truncate(self, depth: int) -> None:
+        """Keep only the best ``depth`` levels per side (the exchange's subscribed depth)."""
+        if len(self._bid_px) > depth:
+            for p in self._bid_px[: len(self._bid_px) - depth]:
+                del self.bids[p]
+            del self._bid_px[: len(self._bid_px) - depth]
+        if len(self._ask_px) > depth:
+            for p in self._ask_px[depth:]:
+                del self.asks[p]
+            del self._ask_px[depth:]
+
+    def __len__(self) -> int:
+        return len(self.bids) + len(self.asks)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OrderBook) and self.bids == other.bids and self.asks == other.asks
+
+    __hash__ = None  # type: ignore[assignment]

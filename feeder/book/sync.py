@@ -1,0 +1,204 @@
+"""One symbol's book kept in step with its exchange: snapshot, deltas, checks, resync.
+
+States: ``WAITING`` (no usable snapshot: deltas are buffered) and ``LIVE``. A delta in LIVE is
+checked by the exchange's sequence rule; a gap, a checksum mismatch or a crossed book resyncs
+this symbol only: the book is cleared on the wire (with a status saying why), deltas are
+buffered, and a fresh snapshot is requested. When it arrives the buffered deltas that follow it
+are replayed and the symbol is LIVE again. Every transition is counted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from feeder.book.orderbook import OrderBook
+from feeder.book.sequence import SequenceRule, Verdict
+from feeder.exchanges.base import BookUpdate
+from feeder.wire import ASK, BID, BookAction, DeltaFlags, StatusCode
+
+LAST, SNAP = int(DeltaFlags.LAST_IN_EVENT), int(DeltaFlags.SNAPSHOT)
+
+
+class BookOutput(Protocol):
+    """Where book changes go: the wire publisher (or a recorder in tests)."""
+
+    def level(
+        self,
+        instrument_id: int,
+        side: int,
+        action: int,
+        flags: int,
+        price: int,
+        qty: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+    ) -> None: ...
+
+    def status(self, instrument_id: int, code: int, detail: int, ts_ns: int) -> None: ...
+
+
+class State(Enum):
+    WAITING = "waiting"
+    LIVE = "live"
+
+
+@dataclass
+class BookCounters:
+    updates: int = 0
+    levels: int = 0
+    snapshots: int = 0
+    stale: int = 0
+    gaps: int = 0
+    checksum_errors: int = 0
+    crossed: int = 0
+    resyncs: int = 0
+    buffered_dropped: int = 0
+
+
+class SymbolBook:
+    def __init__(
+        self,
+        symbol: str,
+        instrument_id: int,
+        rule: SequenceRule,
+        output: BookOutput,
+        request_snapshot: Callable[[str], None],
+        *,
+        checksum: Callable[[OrderBook], int | None] | None = None,
+        depth: int | None = None,
+        max_buffer: int = 10_000,
+    ) -> None:
+        self.symbol = symbol
+        self.instrument_id = instrument_id
+        self.rule = rule
+        self.output = output
+        self.request_snapshot = request_snapshot
+        self.checksum = checksum
+        self.depth = depth
+        self.book = OrderBook()
+        self.state = State.WAITING
+        self.seq = 0
+        self._first = True
+        self._buffer: deque[BookUpdate] = deque(maxlen=max_buffer)
+        self.counters = BookCounters()
+        self.last_resync_reason = ""
+
+    # --- input --------------------------------------------------------------------------------
+
+    def on_update(self, u: BookUpdate) -> None:
+        if u.snapshot:
+            self.load_snapshot(u)
+            return
+        if self.state is State.WAITING:
+            if len(self._buffer) == self._buffer.maxlen:
+                self.counters.buffered_dropped += 1
+            self._buffer.append(u)
+            return
+        self._delta(u)
+
+    def load_snapshot(self, u: BookUpdate) -> None:
+        """A full book (pushed by the exchange or fetched over REST), then buffered deltas."""
+        c = self.counters
+        c.snapshots += 1
+        book = self.book
+        book.clear()
+        for p, q in u.bids:
+            if q:
+                book.set(True, p, q)
+        for p, q in u.asks:
+            if q:
+                book.set(False, p, q)
+        if self.depth is not None:
+            book.truncate(self.depth)
+        self.seq = u.last_seq
+        self._first = True
+        self.state = State.LIVE
+        self._publish_snapshot(u)
+        pending = list(self._buffer)
+        self._buffer.clear()
+        for d in pending:
+            if self.state is not State.LIVE:
+                self._buffer.append(d)  # resynced again while replaying: keep the rest
+                continue
+            self._delta(d)
+
+    # --- deltas -------------------------------------------------------------------------------
+
+    def _delta(self, u: BookUpdate) -> None:
+        c = self.counters
+        verdict = self.rule.check(self.seq, u, self._first)
+        if verdict is Verdict.STALE:
+            c.stale += 1
+            return
+        if verdict is Verdict.GAP:
+            c.gaps += 1
+            got = f"{u.first_seq or u.prev_seq}..{u.last_seq}"
+            self.resync(StatusCode.GAP, f"expected after {self.seq}, got {got}")
+            self._buffer.append(u)
+            return
+        self._first = False
+        c.updates += 1
+        book, out, iid = self.book, self.output, self.instrument_id
+        seq, ets, rts = u.last_seq, u.exchange_ts_ns, u.receive_ts_ns
+        changes: list[tuple[int, int, int, int]] = []
+        for p, q in u.bids:
+            done = book.set(True, p, q)
+            if done is not None:
+                changes.append((BID, done, p, q))
+        for p, q in u.asks:
+            done = book.set(False, p, q)
+            if done is not None:
+                changes.append((ASK, done, p, q))
+        if self.depth is not None:
+            book.truncate(self.depth)
+        if u.last_seq:
+            self.seq = u.last_seq
+        c.levels += len(changes)
+        last = len(changes) - 1
+        for i, (side, action, p, q) in enumerate(changes):
+            out.level(iid, side, action, LAST if i == last else 0, p, q, seq, ets, rts)
+        if u.checksum is not None and self.checksum is not None:
+            mine = self.checksum(book)
+            if mine is not None and mine != u.checksum:
+                c.checksum_errors += 1
+                self.resync(
+                    StatusCode.CHECKSUM_MISMATCH, f"checksum {mine} != exchange {u.checksum}"
+                )
+                return
+        if book.crossed():
+            c.crossed += 1
+            self.resync(
+                StatusCode.CROSSED_BOOK, f"best bid {book.best_bid()} >= best ask {book.best_ask()}"
+            )
+
+    # --- resync -------------------------------------------------------------------------------
+
+    def resync(self, code: StatusCode, reason: str) -> None:
+        """Drop this symbol's book (on the wire too) and ask for a new snapshot."""
+        self.counters.resyncs += 1
+        self.last_resync_reason = f"{code.name.lower()}: {reason}"
+        self.state = State.WAITING
+        self.book.clear()
+        self._buffer.clear()
+        self._first = True
+        self.output.status(self.instrument_id, int(code), self.counters.resyncs, 0)
+        self.output.level(self.instrument_id, 0, BookAction.CLEAR, LAST, 0, 0, self.seq, 0, 0)
+        self.request_snapshot(self.symbol)
+
+    def _publish_snapshot(self, u: BookUpdate) -> None:
+        """Clear, then every level flagged SNAPSHOT; the last one also LAST_IN_EVENT."""
+        out, iid, seq = self.output, self.instrument_id, self.seq
+        ets, rts = u.exchange_ts_ns, u.receive_ts_ns
+        levels = [(BID, p, q) for p, q in self.book.top_bids(len(self.book.bids))]
+        levels += [(ASK, p, q) for p, q in self.book.top_asks(len(self.book.asks))]
+        out.level(iid, 0, BookAction.CLEAR, SNAP | (0 if levels else LAST), 0, 0, seq, ets, rts)
+        last = len(levels) - 1
+        for i, (side, p, q) in enumerate(levels):
+            out.level(
+                iid, side, BookAction.ADD, SNAP | (LAST if i == last else 0), p, q, seq, ets, rts
+            )

@@ -1,0 +1,19 @@
+"""Exchange adapters, one module per exchange; ``ADAPTERS`` maps names to classes."""
+
+from __future__ import annotations
+
+from feeder.exchanges.base import Adapter
+from feeder.exchanges.binance import BinanceAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    "binance": BinanceAdapter,
+}
+
+
+def adapter_class(name: str) -> type[Adapter]:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown exchange {name!r} (known: {', '.join(sorted(ADAPTERS))})"
+        ) from None

@@ -1,0 +1,154 @@
+"""What every exchange adapter is: a table of facts plus pure parse/subscribe functions.
+
+An adapter never touches the network. The runtime owns connections and calls ``parse`` with
+each frame's text and the time it was read; the adapter turns the frame into normalized,
+fixed-point events on a ``Sink``. That keeps each adapter testable on recorded frames, and
+keeps exchange quirks (symbol formats, sequence fields, checksums) in one small module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import ClassVar, Protocol
+
+from feeder.book.orderbook import OrderBook
+from feeder.book.sequence import SequenceRule
+
+
+class ParseError(ValueError):
+    """A frame the adapter cannot use; ``reason`` is a short code for counting."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class BookUpdate:
+    """One book message, normalized: levels are (price, qty) fixed-point ints, qty 0 = delete.
+
+    Sequence fields are 0 when the exchange has none; their meaning is the adapter's
+    ``sequence`` rule's (e.g. Binance U/u -> first_seq/last_seq, OKX prevSeqId -> prev_seq).
+    """
+
+    snapshot: bool
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+    first_seq: int = 0
+    last_seq: int = 0
+    prev_seq: int = 0
+    checksum: int | None = None
+    exchange_ts_ns: int = 0
+    receive_ts_ns: int = 0
+
+
+class Sink(Protocol):
+    """Where a parsed frame goes (the runtime's router, or a recorder in tests)."""
+
+    def trade(
+        self,
+        symbol: str,
+        side: int,
+        price: int,
+        qty: int,
+        trade_id: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+    ) -> None: ...
+
+    def book(self, symbol: str, update: BookUpdate) -> None: ...
+
+    def control(self, kind: str, detail: str) -> None:
+        """Non-market frames: ``subscribed``, ``pong``, ``ping`` (detail = reply to send),
+        ``error`` (the exchange said so), ``info``."""
+
+
+class SnapshotSource(Enum):
+    PUSH = "push"  # the exchange sends a snapshot on subscribe (resync = resubscribe)
+    REST = "rest"  # a REST call gives it (Binance, KuCoin): buffer deltas meanwhile
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Keepalive rules: who pings, how often, and what an application-level ping is."""
+
+    interval_s: float
+    # Text the client sends as an application ping (None: WebSocket ping frames).
+    message: Callable[[], str] | None = None
+    # Seconds without any frame before the stream is considered stale.
+    stale_after_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request the runtime performs for an adapter (snapshot, token)."""
+
+    method: str
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base of every exchange adapter. Subclasses fill the class attributes and methods."""
+
+    name: ClassVar[str]
+    exchange_id: ClassVar[int]  # wire Exchange code
+    ws_url: ClassVar[str]  # production endpoint
+    rest_url: ClassVar[str] = ""  # production REST base
+    snapshot_source: ClassVar[SnapshotSource] = SnapshotSource.PUSH
+    ping: ClassVar[Ping] = Ping(interval_s=20.0)
+    # Subscribe messages per second the exchange accepts; the runtime paces to this.
+    subscribe_rate: ClassVar[float] = 5.0
+    # Max symbols per subscribe message.
+    symbols_per_message: ClassVar[int] = 50
+    # Max levels kept (the subscribed depth); None = unbounded. Books are truncated to it
+    # after each update because checksums are computed over that depth.
+    book_depth: ClassVar[int | None] = None
+
+    def __init__(self, price_scale: int = 8, qty_scale: int = 8) -> None:
+        self.price_scale = price_scale
+        self.qty_scale = qty_scale
+
+    # --- protocol -----------------------------------------------------------------------------
+
+    @property
+    def sequence(self) -> SequenceRule:
+        raise NotImplementedError
+
+    def url(self, base: str | None = None) -> str:
+        """The WebSocket URL to connect to (``base`` overrides the host, e.g. the simulator)."""
+        return base or self.ws_url
+
+    def subscribe(self, symbols: Sequence[str]) -> list[str]:
+        """Text frames subscribing to trades and the book of ``symbols``."""
+        raise NotImplementedError
+
+    def unsubscribe(self, symbols: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def parse(self, frame: str | bytes, receive_ts_ns: int, sink: Sink) -> None:
+        """Parse one frame onto ``sink``; raises ``ParseError`` for frames it cannot use."""
+        raise NotImplementedError
+
+    # --- optional: connection handshake, checksums, REST snapshots ---------------------------
+
+    def token_request(self, rest_base: str | None = None) -> Request | None:
+        """A request whose answer is needed before connecting (KuCoin's bullet token)."""
+        return None
+
+    def url_from_token(self, body: bytes, ws_base: str | None = None) -> tuple[str, float | None]:
+        """The URL to connect to, and the ping interval, from ``token_request``'s answer."""
+        raise NotImplementedError(f"{self.name} needs no token")
+
+    def checksum(self, book: OrderBook) -> int | None:
+        """The exchange's checksum of ``book`` (None when it defines none)."""
+        return None
+
+    def snapshot_request(self, symbol: str, rest_base: str | None = None) -> Request:
+        raise NotImplementedError(f"{self.name} pushes its snapshots")
+
+    def parse_snapshot(self, symbol: str, body: bytes, receive_ts_ns: int) -> BookUpdate:
+        raise NotImplementedError(f"{self.name} pushes its snapshots")

@@ -1,0 +1,1 @@
+"""The local exchange simulator: each exchange's real protocol, served on loopback."""
