@@ -53,7 +53,7 @@ def test_deltas_buffer_until_snapshot_then_replay_in_order() -> None:
 
 def test_gap_resyncs_this_symbol_only() -> None:
     a, out_a, asked_a = make("A", 1)
-    b, out_b, asked_b = make("B", 2)
+    b, _, asked_b = make("B", 2)
     for bk in (a, b):
         bk.load_snapshot(snap(10, [(1, 1)], [(5, 1)]))
     a.on_update(delta(12, 13, bids=[(2, 1)]))  # 11 missing
