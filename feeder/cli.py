@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -45,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=5.0, help="seconds of traffic (default %(default)s)"
     )
     d.add_argument(
-        "--rate", type=int, default=20_000, help="messages per second (default %(default)s)"
+        "--rate",
+        type=int,
+        default=None,
+        help="events/s per exchange (sim, default 300) or messages/s (synthetic, default 20000)",
     )
     d.add_argument(
         "--send-path",
@@ -54,7 +58,64 @@ def _parser() -> argparse.ArgumentParser:
         help="transport: auto (best available), udp (kernel sendmmsg), udp-sendto",
     )
     d.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    d.add_argument(
+        "--source",
+        choices=["sim", "synthetic"],
+        default="sim",
+        help="sim: simulated exchanges through feeder run (default); synthetic: spine only",
+    )
+    d.add_argument(
+        "--sim-fault",
+        action="append",
+        default=[],
+        metavar="EXCHANGE:KIND[@EVENTS]",
+        help="have the simulator inject a fault (repeatable), e.g. binance:skip_sequence@100",
+    )
+    d.add_argument("--exchanges", default="", help="comma-separated (default: all simulated)")
+    d.add_argument(
+        "--symbols", type=int, default=3, help="symbols per exchange (default %(default)s)"
+    )
     _channel_args(d)
+
+    r = sub.add_parser("run", help="connect to exchanges and publish their books and trades")
+    r.add_argument("--config", metavar="FILE", help="TOML config (exchanges, symbols, channels)")
+    r.add_argument(
+        "--exchange",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="exchange to run (repeatable); with --symbols for a quick run",
+    )
+    r.add_argument("--symbols", metavar="A,B", help="comma-separated symbols for --exchange")
+    r.add_argument(
+        "--sim",
+        metavar="URL",
+        help="use the simulator at URL (http://HOST:PORT) instead of the real exchanges",
+    )
+    r.add_argument("--iface", metavar="ADDR", help="address of the sending interface")
+    r.add_argument("--send-path", choices=["auto", "udp", "udp-sendto"], help="transport")
+    r.add_argument("--duration", type=float, help="stop after S seconds")
+    r.add_argument("--json", action="store_true", help="JSON report on stdout at exit")
+    _channel_args(r)
+
+    sm = sub.add_parser("sim", help="serve simulated exchanges (real protocols) on loopback")
+    sm.add_argument("--exchanges", default="binance", help="comma-separated (default %(default)s)")
+    sm.add_argument(
+        "--symbols", type=int, default=4, help="symbols per exchange (default %(default)s)"
+    )
+    sm.add_argument("--rate", type=float, default=200, help="market events/s per exchange")
+    sm.add_argument("--host", default="127.0.0.1")
+    sm.add_argument("--port", type=int, default=0, help="TCP port (0: any free one)")
+    sm.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="EXCHANGE:KIND[@EVENTS]",
+        help="inject a fault, e.g. okx:corrupt_checksum@300 (repeatable)",
+    )
+    sm.add_argument("--duration", type=float, help="stop after S seconds")
+    sm.add_argument("--seed", type=int, default=1)
+    sm.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
 
     ls = sub.add_parser("listen", help="join the groups, track sequences, report gaps and latency")
     ls.add_argument(
@@ -76,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--rcvbuf", type=int, default=32 << 20, help="SO_RCVBUF request (bytes)")
     ls.add_argument("--json", action="store_true", help="JSON summary on stdout at exit")
     ls.add_argument("--quiet", action="store_true", help="no periodic status line")
+    ls.add_argument(
+        "--books",
+        action="store_true",
+        help="decode every message and rebuild the books (top 10 in the JSON summary)",
+    )
     ls.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return p
 
@@ -83,14 +149,19 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_demo(args: argparse.Namespace) -> int:
     from feeder.demo import DemoConfig, render, run_demo
 
+    rate = args.rate if args.rate is not None else (300 if args.source == "sim" else 20_000)
     cfg = DemoConfig(
         duration_s=args.duration,
-        rate=args.rate,
+        rate=rate,
         channels=args.channels,
         group=args.group,
         port=args.port,
         single_port=args.single_port,
         send_path=args.send_path,
+        source=args.source,
+        symbols=args.symbols,
+        exchanges=tuple(e for e in args.exchanges.split(",") if e),
+        sim_faults=tuple(args.sim_fault),
     )
     if cfg.duration_s <= 0 or cfg.rate <= 0:
         raise ValueError("--duration and --rate must be positive")
@@ -115,6 +186,105 @@ def _status_line(rx: object) -> None:
     )
 
 
+def _run_config(args: argparse.Namespace) -> object:
+    import dataclasses
+    import urllib.request
+
+    from feeder.config import ExchangeConfig, FeederConfig, load_config
+
+    cfg = (
+        load_config(args.config)
+        if args.config
+        else FeederConfig(
+            group=args.group, port=args.port, channels=args.channels, single_port=args.single_port
+        )
+    )
+    if args.exchange:
+        symbols = tuple(s for s in (args.symbols or "").split(",") if s)
+        exchanges = tuple(
+            ExchangeConfig(name, symbols, (i % cfg.channels) + 1)
+            for i, name in enumerate(args.exchange)
+        )
+        cfg = dataclasses.replace(cfg, exchanges=exchanges)
+    if args.sim:
+        with urllib.request.urlopen(f"{args.sim.rstrip('/')}/control/info", timeout=5) as r:
+            info: dict[str, Any] = json.loads(r.read())["exchanges"]
+        if not cfg.exchanges:
+            cfg = dataclasses.replace(
+                cfg,
+                exchanges=tuple(
+                    ExchangeConfig(name, tuple(e["symbols"]), (i % cfg.channels) + 1)
+                    for i, (name, e) in enumerate(info.items())
+                ),
+            )
+        fixed = []
+        for ex in cfg.exchanges:
+            if ex.name not in info:
+                raise ValueError(f"the simulator at {args.sim} does not serve {ex.name}")
+            e = info[ex.name]
+            fixed.append(
+                dataclasses.replace(
+                    ex,
+                    url=e["url"],
+                    rest_url=e["rest_url"],
+                    symbols=ex.symbols or tuple(e["symbols"]),
+                )
+            )
+        cfg = dataclasses.replace(cfg, exchanges=tuple(fixed))
+    for ex in cfg.exchanges:
+        if not ex.symbols:
+            raise ValueError(f"{ex.name}: no symbols (give --symbols A,B)")
+    if args.iface:
+        cfg = dataclasses.replace(cfg, interface=args.iface)
+    if args.send_path:
+        cfg = dataclasses.replace(cfg, send_path=args.send_path)
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from feeder.config import FeederConfig
+    from feeder.runtime.app import FeederApp
+
+    cfg = _run_config(args)
+    assert isinstance(cfg, FeederConfig)
+    app = FeederApp(cfg)
+    report = _event_loop_run(app.run(args.duration))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        exchanges: dict[str, Any] = report["exchanges"]  # type: ignore[assignment]
+        for name, ex in exchanges.items():
+            print(
+                f"{name}: {ex['messages']} messages, {ex['resyncs']} resyncs, "
+                f"{ex['reconnects']} reconnects, parse errors {ex['parse_errors']}",
+                file=sys.stderr,
+            )
+    del asyncio
+    return EXIT_OK
+
+
+def _event_loop_run(coro: object) -> dict[str, object]:
+    """Run on uvloop when it is installed (faster loop), else the stdlib loop."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    return uvloop.run(coro)  # type: ignore[arg-type]
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from feeder.sim.run import build, serve
+
+    names = [n.strip() for n in args.exchanges.split(",") if n.strip()]
+    sim = build(names, args.symbols, args.rate, args.fault, args.seed)
+    _event_loop_run(serve(sim, args.host, args.port, args.duration, args.ready_file))
+    return EXIT_OK
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from feeder.listen.receiver import Receiver, ReceiverConfig, parse_destinations
     from feeder.publish.channels import ChannelMap
@@ -124,7 +294,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
     else:
         make = ChannelMap.single if args.single_port else ChannelMap.multi
         dests = make(args.group, args.port, args.channels).destinations
-    rx = Receiver(ReceiverConfig(destinations=dests, iface_addr=args.iface, rcvbuf=args.rcvbuf))
+    rx = Receiver(
+        ReceiverConfig(
+            destinations=dests, iface_addr=args.iface, rcvbuf=args.rcvbuf, books=args.books
+        )
+    )
     try:
         for b in rx.buffers:
             if b.capped:
@@ -153,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="feeder: %(message)s"
     )
-    handler = {"demo": cmd_demo, "listen": cmd_listen}[args.cmd]
+    handler = {"demo": cmd_demo, "listen": cmd_listen, "run": cmd_run, "sim": cmd_sim}[args.cmd]
     try:
         return handler(args)
     except (ValueError, OSError) as e:

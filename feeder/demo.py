@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from feeder.net import snmp
+from feeder.net.netns import entered
 from feeder.net.topology import TwoHostTopology, cleanup_stale, topology_support
 from feeder.publish.channels import ChannelMap
 from feeder.publish.publisher import Publisher
@@ -39,6 +44,10 @@ class DemoConfig:
     port: int = 31001
     single_port: bool = False
     send_path: str = "auto"
+    source: str = "sim"  # "sim": simulated exchanges -> feeder run; "synthetic": spine only
+    exchanges: tuple[str, ...] = ()  # default: every exchange the simulator speaks
+    symbols: int = 3
+    sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
 
 
 def _channel_map(cfg: DemoConfig) -> ChannelMap:
@@ -102,6 +111,12 @@ def _listener_argv(
 
 
 def run_demo(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
+    if cfg.source == "synthetic":
+        return run_synthetic(cfg, log)
+    return run_exchanges(cfg, log)
+
+
+def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
     say = log or (lambda msg: print(msg, file=sys.stderr))
     chmap = _channel_map(cfg)
     support = topology_support()
@@ -210,7 +225,265 @@ def render(report: dict[str, Any]) -> str:
         f"kernel drops {report['drops']} {report['drops_detail'] or ''}".rstrip(),
         f"latency µs   p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  "
         f"p99.9 {lat['p999']}  max {lat['max']}  (send time -> kernel RX timestamp)",
+        *(
+            f"  {name:<9} {ex['messages']:>7} msgs  {ex['resyncs']} resyncs  {ex['reconnects']} "
+            f"reconnects  books equal {ex['books_equal']}/"
+            f"{ex['books_equal'] + len(ex['books_mismatched'])}"
+            for name, ex in report.get("exchanges", {}).items()
+        ),
         f"hosttune     {ht['pass']} pass, {ht['warn']} warn, {ht['fail']} fail, {ht['skip']} skip"
         + (f" (failing: {', '.join(ht['failing'])})" if ht["failing"] else ""),
     ]
     return "\n".join(lines)
+
+
+# --- simulator -> feeder run -> listen ------------------------------------------------------
+
+
+class _Proc:
+    """A child process of the demo, with its ready file and output."""
+
+    def __init__(self, name: str, argv: list[str], ready: Path | None) -> None:
+        self.name = name
+        self.ready = ready
+        self.p: subprocess.Popen[str] = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def wait_ready(self, timeout_s: float = 20.0) -> str:
+        assert self.ready is not None
+        deadline = time.monotonic() + timeout_s
+        while not (self.ready.exists() and self.ready.stat().st_size):
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                out, err = self.finish(5)
+                raise RuntimeError(
+                    f"{self.name} did not start: {err.strip()[-2000:] or out.strip()}"
+                )
+            time.sleep(0.02)
+        return self.ready.read_text()
+
+    def finish(self, timeout_s: float) -> tuple[str, str]:
+        try:
+            return self.p.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return self.p.communicate()
+
+    def stop(self, timeout_s: float = 15.0) -> tuple[str, str]:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+        return self.finish(timeout_s)
+
+    def json(self, out: str, err: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(out)
+        except json.JSONDecodeError:
+            raise RuntimeError(
+                f"{self.name} failed ({self.p.returncode}): {err.strip()[-2000:]}"
+            ) from None
+        assert isinstance(doc, dict)
+        return doc
+
+
+def _as_is(argv: Sequence[str]) -> list[str]:
+    return list(argv)
+
+
+def _http(netns: str | None, method: str, url: str) -> Any:
+    """An HTTP call from inside ``netns`` (the simulator listens on that namespace's loopback)."""
+
+    def call() -> Any:
+        req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    if netns is None:
+        return call()
+    with entered(netns):
+        return call()
+
+
+def compare_books(
+    truth: dict[str, Any], got: dict[str, Any], depths: dict[str, int]
+) -> dict[str, Any]:
+    """Per exchange: symbols whose receiver book equals the simulator's top levels."""
+    out: dict[str, Any] = {}
+    for exchange, symbols in truth.items():
+        depth = depths.get(exchange, 10)
+        mismatched = []
+        for sym, book in symbols.items():
+            mine = got.get(exchange, {}).get(sym)
+            if (
+                mine is None
+                or mine["bids"][:depth] != book["bids"][:depth]
+                or mine["asks"][:depth] != book["asks"][:depth]
+            ):
+                mismatched.append(sym)
+        out[exchange] = {
+            "symbols": len(symbols),
+            "equal": len(symbols) - len(mismatched),
+            "mismatched": mismatched,
+        }
+    return out
+
+
+def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
+    from feeder.exchanges import ADAPTERS
+    from feeder.sim.protocols import PROTOCOLS
+
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    exchanges = list(cfg.exchanges) or [e for e in ADAPTERS if e in PROTOCOLS]
+    chmap = _channel_map(cfg)
+    support = topology_support()
+    tmp = Path(tempfile.mkdtemp(prefix="feeder-demo-"))
+    topo: TwoHostTopology | None = None
+    procs: list[_Proc] = []
+    py = [sys.executable, "-m", "feeder"]
+    try:
+        if support.ok:
+            cleanup_stale(PREFIX)
+            topo = TwoHostTopology.build(f"{PREFIX}{os.getpid() % 100000:05d}")
+            tx_addr, rx_addr = topo.a.address, topo.b.address
+            in_a, in_b = topo.a.argv, topo.b.argv
+            tx_ns: str | None = topo.a.netns
+            topology = (
+                f"two namespaces {topo.a.netns} ({tx_addr}) <-veth-> {topo.b.netns} ({rx_addr})"
+            )
+        else:
+            say(f"demo: cannot build the veth topology ({support.reason}); using loopback")
+            tx_addr = rx_addr = "127.0.0.1"
+            in_a = in_b = _as_is
+            tx_ns = None
+            topology = f"loopback 127.0.0.1 (fallback: {support.reason})"
+        say(f"demo: {topology}; {chmap.describe()}; exchanges {', '.join(exchanges)}")
+
+        sim_ready = tmp / "sim.json"
+        sim = _Proc(
+            "simulator",
+            in_a(
+                [
+                    *py,
+                    "sim",
+                    "--exchanges",
+                    ",".join(exchanges),
+                    "--symbols",
+                    str(cfg.symbols),
+                    "--rate",
+                    str(cfg.rate),
+                    "--ready-file",
+                    str(sim_ready),
+                    *[arg for fault in cfg.sim_faults for arg in ("--fault", fault)],
+                ]
+            ),
+            sim_ready,
+        )
+        procs.append(sim)
+        info = json.loads(sim.wait_ready())
+        sim_url = f"http://127.0.0.1:{info['port']}"
+
+        rx_ready = tmp / "rx"
+        listen_argv = [
+            *py,
+            "listen",
+            "--iface",
+            rx_addr,
+            "--json",
+            "--quiet",
+            "--books",
+            "--until-end",
+            "--duration",
+            str(cfg.duration_s + 60),
+            "--ready-file",
+            str(rx_ready),
+        ]
+        for g, p in dict.fromkeys(chmap.destinations):
+            listen_argv += ["--dest", f"{g}:{p}"]
+        listener = _Proc("receiver", in_b(listen_argv), rx_ready)
+        procs.append(listener)
+        listener.wait_ready()
+
+        chan_args = ["--group", cfg.group, "--port", str(cfg.port), "--channels", str(cfg.channels)]
+        if cfg.single_port:
+            chan_args.append("--single-port")
+        send_path = "udp-sendto" if cfg.send_path == "udp-sendto" else "auto"
+        feeder = _Proc(
+            "feeder",
+            in_a(
+                [
+                    *py,
+                    "run",
+                    "--sim",
+                    sim_url,
+                    "--iface",
+                    tx_addr,
+                    "--json",
+                    "--send-path",
+                    send_path,
+                    *chan_args,
+                ]
+            ),
+            None,
+        )
+        procs.append(feeder)
+        say(f"demo: simulator -> feeder run -> multicast -> feeder listen for {cfg.duration_s:g} s")
+        deadline = time.monotonic() + cfg.duration_s
+        while time.monotonic() < deadline and feeder.p.poll() is None:
+            time.sleep(0.1)
+        if feeder.p.poll() is not None:
+            _, err = feeder.finish(5)
+            raise RuntimeError(
+                f"feeder run exited early ({feeder.p.returncode}): {err.strip()[-2000:]}"
+            )
+        # Quiesce: stop the markets, let the last frames cross, then read the truth.
+        _http(tx_ns, "POST", f"{sim_url}/control/pause")
+        time.sleep(1.5)
+        truth = _http(tx_ns, "GET", f"{sim_url}/control/books?depth=10")
+        sim_stats = _http(tx_ns, "GET", f"{sim_url}/control/stats")
+        run_report = feeder.json(*feeder.stop())
+        rx = listener.json(*listener.finish(30))
+        sim.stop()
+        depths = {name: min(10, ADAPTERS[name].book_depth or 10) for name in exchanges}
+        books = compare_books(truth, rx.get("books", {}), depths)
+        return {
+            "topology": topology,
+            "channels": chmap.describe(),
+            "send_path": run_report["send_path"],
+            "send_path_events": run_report["send_path_events"],
+            "sent": run_report["sent"],
+            "received": rx["received"],
+            "gaps": rx["gaps"],
+            "missing_messages": rx["missing_messages"],
+            "duplicates": rx["duplicates"],
+            "drops": 0,
+            "drops_detail": {},
+            "rejected": rx["rejected"],
+            "drained": run_report.get("drained", False),
+            "rate_msgs_per_s": round(run_report["sent"] / max(run_report["elapsed_s"], 1e-9), 1),
+            "packets": run_report["packets"],
+            "latency_us": rx["latency_us"],
+            "duration_s": run_report["elapsed_s"],
+            "exchanges": {
+                name: {
+                    "messages": ex["messages"],
+                    "trades": ex["trades"],
+                    "resyncs": ex["resyncs"],
+                    "reconnects": ex["reconnects"],
+                    "gaps": ex["gaps"],
+                    "checksum_errors": ex["checksum_errors"],
+                    "parse_errors": ex["parse_errors"],
+                    "books_equal": books.get(name, {}).get("equal", 0),
+                    "books_mismatched": books.get(name, {}).get("mismatched", []),
+                    "sim_events": sim_stats.get(name, {}).get("events", 0),
+                }
+                for name, ex in run_report["exchanges"].items()
+            },
+            "hosttune": _hosttune_summary(),
+        }
+    finally:
+        for proc in procs:
+            if proc.p.poll() is None:
+                proc.p.kill()
+                proc.p.wait()
+        if topo is not None:
+            topo.close()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from feeder.listen.books import ReceiverBooks
 from feeder.listen.tracker import SequenceTracker
 from feeder.metrics.histogram import Histogram
 from feeder.net.mcast import BufferReport, open_receiver
 from feeder.net.mmsg import BatchReceiver, make_receiver
 from feeder.net.timestamps import await_rx_stamping, enable_rx_software
-from feeder.wire import PacketKind, Reject, decode_header
+from feeder.wire import Packet, PacketKind, Reject, decode_header, decode_packet
 
 DATA, HEARTBEAT = PacketKind.DATA, PacketKind.HEARTBEAT
 
@@ -32,6 +33,7 @@ class ReceiverConfig:
     rcvbuf: int = 32 << 20
     batch: int = 64
     netns: str | None = None
+    books: bool = False  # decode every message and rebuild books (slower)
 
 
 class Receiver:
@@ -44,6 +46,7 @@ class Receiver:
         self.bytes = 0
         self.truncated = 0
         self.buffers: list[BufferReport] = []
+        self.books = ReceiverBooks() if cfg.books else None
         self._selector = selectors.DefaultSelector()
         self._rx: list[BatchReceiver] = []
         self._socks = []
@@ -110,7 +113,11 @@ class Receiver:
             if ts is not None:
                 hist.record(ts - h.send_time_ns)
             if h.kind is DATA:
-                tracker.on_data(h.session_id, h.channel_id, h.first_seq, h.msg_count)
+                fresh = tracker.on_data(h.session_id, h.channel_id, h.first_seq, h.msg_count)
+                if self.books is not None and fresh == h.msg_count:
+                    packet = decode_packet(view)
+                    if type(packet) is Packet:
+                        self.books.apply(packet)
             else:
                 tracker.on_heartbeat(
                     h.session_id, h.channel_id, h.first_seq, end=h.kind is not HEARTBEAT
@@ -176,6 +183,7 @@ class Receiver:
             "rcvbuf": [str(b) for b in self.buffers],
             "elapsed_s": round(elapsed, 3),
             "channels": chans,
+            **({"books": self.books.top(10)} if self.books is not None else {}),
         }
 
 

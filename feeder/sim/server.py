@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from feeder.normalize.decimal import render
 from feeder.sim.faults import Fault, FaultKind
 from feeder.sim.market import Instrument, SymbolMarket
 from feeder.sim.protocol import SimProtocol
@@ -179,6 +180,12 @@ class Simulator:
             for route in ex.protocol.routes():
                 assert isinstance(route, web.RouteDef)
                 self.app.router.add_route(route.method, f"/{ex.name}{route.path}", route.handler)
+        # Control endpoints for tests and the demo: pause the markets, read the true books.
+        self.app.router.add_post("/control/pause", self._pause)
+        self.app.router.add_post("/control/resume", self._resume)
+        self.app.router.add_get("/control/books", self._books)
+        self.app.router.add_get("/control/stats", self._stats)
+        self.app.router.add_get("/control/info", self._info)
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._gen: asyncio.Task[None] | None = None
@@ -190,9 +197,8 @@ class Simulator:
         site = web.TCPSite(self.runner, host, port)
         await site.start()
         # TCPSite does not expose the bound port; port 0 asks the kernel for a free one.
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
         self._gen = asyncio.create_task(self._generate())
         return self.port
 
@@ -211,6 +217,65 @@ class Simulator:
         ex = self.exchanges[exchange]
         path = ex.protocol.ws_path if scheme == "ws" else ""
         return f"{scheme}://127.0.0.1:{self.port}/{exchange}{path}"
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        self.paused = True
+        return web.json_response({"paused": True})
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        self.paused = False
+        return web.json_response({"paused": False})
+
+    async def _books(self, request: web.Request) -> web.Response:
+        depth = int(request.query.get("depth", "10"))
+        return web.json_response(self.books(depth))
+
+    async def _info(self, request: web.Request) -> web.Response:
+        host = request.host.rsplit(":", 1)[0]
+        return web.json_response(self.info(host))
+
+    def info(self, host: str = "127.0.0.1") -> dict[str, object]:
+        """Where each exchange is served and which symbols it has (what ``feeder run`` needs)."""
+        return {
+            "port": self.port,
+            "exchanges": {
+                name: {
+                    "url": self.url(name).replace("127.0.0.1", host),
+                    "rest_url": self.url(name, "http").replace("127.0.0.1", host),
+                    "symbols": list(ex.markets),
+                }
+                for name, ex in self.exchanges.items()
+            },
+        }
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    def books(self, depth: int) -> dict[str, dict[str, dict[str, list[list[str]]]]]:
+        """The true books, best ``depth`` levels, as decimal strings (exchange -> symbol)."""
+        out: dict[str, dict[str, dict[str, list[list[str]]]]] = {}
+        for name, ex in self.exchanges.items():
+            out[name] = {}
+            for sym, m in ex.markets.items():
+                out[name][sym] = {
+                    "bids": [[render(p), render(q)] for p, q in m.book.top_bids(depth)],
+                    "asks": [[render(p), render(q)] for p, q in m.book.top_asks(depth)],
+                }
+        return out
+
+    def stats(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {
+                "events": ex.events,
+                "connections": len(ex.conns),
+                "frames_skipped": ex.frames_skipped,
+                "faults": [
+                    {"name": st.fault.kind.value, "fired": st.fired, "at_event": st.fired_at_event}
+                    for st in ex.faults
+                ],
+            }
+            for name, ex in self.exchanges.items()
+        }
 
     async def _generate(self) -> None:
         tick = 0.005

@@ -1,0 +1,144 @@
+"""``feeder run`` configuration: TOML file and/or flags, validated with clear messages.
+
+Example (what a user writes for real exchanges)::
+
+    [feeder]
+    interface = "10.0.0.5"      # address of the interface that carries the multicast feed
+    send_path = "auto"          # auto | xdp | udp
+
+    [channels]
+    group = "239.100.0.1"       # channel i -> group + i - 1, port + i - 1
+    port = 31001
+    count = 4
+
+    [[exchanges]]
+    name = "binance"
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    channel = 1
+
+    [[exchanges]]
+    name = "okx"
+    symbols = ["BTC-USDT"]
+    channel = 2
+    # url / rest_url override the production endpoints (e.g. the simulator)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feeder.exchanges import ADAPTERS
+
+
+class ConfigError(ValueError):
+    """A configuration problem; str() names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    name: str
+    symbols: tuple[str, ...]
+    channel: int
+    url: str | None = None
+    rest_url: str | None = None
+
+
+@dataclass(frozen=True)
+class FeederConfig:
+    interface: str = "127.0.0.1"
+    send_path: str = "auto"
+    ttl: int = 1
+    group: str = "239.100.0.1"
+    port: int = 31001
+    channels: int = 4
+    single_port: bool = False
+    exchanges: tuple[ExchangeConfig, ...] = field(default_factory=tuple)
+    metrics_port: int = 0
+    netns: str | None = None
+
+
+SEND_PATHS = ("auto", "xdp", "udp", "udp-sendto")
+
+
+def _get(table: dict[str, Any], key: str, typ: type, default: Any, where: str) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def _check_keys(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+
+
+def parse_config(doc: dict[str, Any]) -> FeederConfig:
+    _check_keys(doc, {"feeder", "channels", "exchanges"}, "config")
+    f = doc.get("feeder", {})
+    _check_keys(f, {"interface", "send_path", "ttl", "metrics_port"}, "feeder")
+    c = doc.get("channels", {})
+    _check_keys(c, {"group", "port", "count", "single_port"}, "channels")
+    send_path = _get(f, "send_path", str, "auto", "feeder")
+    if send_path not in SEND_PATHS:
+        raise ConfigError(f"feeder.send_path: {send_path!r} is not one of {', '.join(SEND_PATHS)}")
+    count = _get(c, "count", int, 4, "channels")
+    if not 1 <= count <= 1024:
+        raise ConfigError(f"channels.count: {count} must be 1..1024")
+    exchanges = []
+    raw = doc.get("exchanges", [])
+    if not isinstance(raw, list):
+        raise ConfigError("exchanges: must be an array of tables ([[exchanges]])")
+    for i, e in enumerate(raw):
+        where = f"exchanges[{i}]"
+        if not isinstance(e, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_keys(e, {"name", "symbols", "channel", "url", "rest_url"}, where)
+        name = _get(e, "name", str, "", where)
+        if name not in ADAPTERS:
+            raise ConfigError(
+                f"{where}.name: unknown exchange {name!r} (known: {', '.join(sorted(ADAPTERS))})"
+            )
+        symbols = _get(e, "symbols", list, [], where)
+        if not symbols or not all(isinstance(s, str) and s for s in symbols):
+            raise ConfigError(f"{where}.symbols: give a non-empty list of the exchange's symbols")
+        channel = _get(e, "channel", int, (i % count) + 1, where)
+        if not 1 <= channel <= count:
+            raise ConfigError(f"{where}.channel: {channel} is not one of the {count} channels")
+        exchanges.append(
+            ExchangeConfig(
+                name,
+                tuple(symbols),
+                channel,
+                _get(e, "url", str, None, where),
+                _get(e, "rest_url", str, None, where),
+            )
+        )
+    return FeederConfig(
+        interface=_get(f, "interface", str, "127.0.0.1", "feeder"),
+        send_path=send_path,
+        ttl=_get(f, "ttl", int, 1, "feeder"),
+        metrics_port=_get(f, "metrics_port", int, 0, "feeder"),
+        group=_get(c, "group", str, "239.100.0.1", "channels"),
+        port=_get(c, "port", int, 31001, "channels"),
+        channels=count,
+        single_port=_get(c, "single_port", bool, False, "channels"),
+        exchanges=tuple(exchanges),
+    )
+
+
+def load_config(path: str) -> FeederConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    return parse_config(doc)
