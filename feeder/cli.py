@@ -117,6 +117,34 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--seed", type=int, default=1)
     sm.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
 
+    rp = sub.add_parser("replay", help="recorded raw frames through parse -> book -> encode")
+    rp.add_argument("--exchange", required=True, help="exchange the frames come from")
+    rp.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="FILE.jsonl",
+        help="one WebSocket text frame per line, as the exchange sent it",
+    )
+    rp.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="SYMBOL=FILE",
+        help="REST depth snapshot for SYMBOL, as the exchange's REST API returns it",
+    )
+    rp.add_argument("--sink", default="null", help="null (default) or udp://GROUP:PORT")
+    rp.add_argument("--iface", default="127.0.0.1", help="sending interface for a udp sink")
+    rp.add_argument("--json", action="store_true", help="JSON summary on stdout")
+
+    rc = sub.add_parser("record", help="capture raw frames from an exchange (or the simulator)")
+    rc.add_argument("--exchange", required=True)
+    rc.add_argument("--symbols", required=True, metavar="A,B")
+    rc.add_argument("--sim", metavar="URL", help="record from the simulator at URL")
+    rc.add_argument("--output", required=True, type=Path, metavar="FILE.jsonl")
+    rc.add_argument("--duration", type=float, default=10.0)
+    rc.add_argument("--count", type=int, help="stop after N frames")
+
     ls = sub.add_parser("listen", help="join the groups, track sequences, report gaps and latency")
     ls.add_argument(
         "--iface", required=True, metavar="ADDR", help="address of the receiving interface"
@@ -285,6 +313,52 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from feeder.replay import discover_symbols, parse_sink, replay
+
+    try:
+        lines = args.input.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ValueError(f"--input {args.input}: {e.strerror or e}") from e
+    snapshots = {}
+    for spec in args.snapshot:
+        sym, sep, file = spec.partition("=")
+        if not sep or not sym or not file:
+            raise ValueError(f"--snapshot {spec!r}: use SYMBOL=FILE")
+        if not Path(file).is_file():
+            raise ValueError(f"--snapshot {spec!r}: {file} is not a file")
+        snapshots[sym] = Path(file)
+    symbols = discover_symbols(args.exchange, lines)
+    transport, chmap = parse_sink(args.sink, args.iface)
+    report = replay(args.exchange, lines, snapshots, symbols, transport, chmap)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{report['messages']} frames in {report['elapsed_s']:.3f} s "
+            f"({report['msgs_per_s']:.0f}/s); parse errors {report['parse_errors']}"
+        )
+        for sym, st in report["symbols"].items():
+            print(
+                f"  {sym}: {st['trades']} trades ({st['traded_qty']}), {st['book_updates']} "
+                f"book updates, {st['gaps']} gaps, {st['resyncs']} resyncs, {st['state']}"
+            )
+    return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from feeder.record import record
+
+    symbols = [s for s in args.symbols.split(",") if s]
+    n = _event_loop_run(
+        record(args.exchange, symbols, args.output, args.sim, args.duration, args.count)
+    )
+    print(f"recorded {n['frames']} frames to {args.output}", file=sys.stderr)
+    for sym, file in n["snapshots"].items():  # type: ignore[attr-defined]
+        print(f"  snapshot {sym}: {file}  (replay with --snapshot {sym}={file})", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from feeder.listen.receiver import Receiver, ReceiverConfig, parse_destinations
     from feeder.publish.channels import ChannelMap
@@ -327,7 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="feeder: %(message)s"
     )
-    handler = {"demo": cmd_demo, "listen": cmd_listen, "run": cmd_run, "sim": cmd_sim}[args.cmd]
+    handler = {
+        "demo": cmd_demo,
+        "listen": cmd_listen,
+        "run": cmd_run,
+        "sim": cmd_sim,
+        "replay": cmd_replay,
+        "record": cmd_record,
+    }[args.cmd]
     try:
         return handler(args)
     except (ValueError, OSError) as e:

@@ -54,3 +54,8 @@ class SimProtocol(ABC):
     def snapshot_frames(self, symbol: str, market: SymbolMarket) -> list[str]:
         """Frames a new subscriber gets first (exchanges that push snapshots)."""
         return []
+
+    def rest_snapshot(self, symbol: str, market: SymbolMarket, limit: int = 1000) -> bytes:
+        """The REST depth snapshot body (exchanges whose books start from REST). The REST
+        route and the replay corpus generator both use it."""
+        raise NotImplementedError(f"{self.name} pushes its snapshots")

@@ -39,13 +39,17 @@ class BinanceSim(SimProtocol):
         if market is None:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         limit = int(request.query.get("limit", "100"))
+        body = self.rest_snapshot(symbol, market, limit)
+        return web.Response(body=body, content_type="application/json")
+
+    def rest_snapshot(self, symbol: str, market: SymbolMarket, limit: int = 1000) -> bytes:
         inst = market.inst
         body = {
             "lastUpdateId": self.update_id[symbol],
             "bids": levels(market.book.top_bids(limit), inst.price_places, inst.qty_places),
             "asks": levels(market.book.top_asks(limit), inst.price_places, inst.qty_places),
         }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return orjson.dumps(body)
 
     async def on_message(self, conn: SimConnection, text: str) -> None:
         try:

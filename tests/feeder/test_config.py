@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feeder.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[feeder]
+interface = "10.0.0.5"
+send_path = "udp"
+
+[channels]
+group = "239.1.1.1"
+port = 40000
+count = 2
+
+[[exchanges]]
+name = "binance"
+symbols = ["BTCUSDT", "ETHUSDT"]
+channel = 2
+url = "ws://127.0.0.1:9000/binance/stream"
+"""
+
+
+def test_good_config(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(GOOD)
+    cfg = load_config(str(f))
+    assert cfg.interface == "10.0.0.5" and cfg.send_path == "udp" and cfg.channels == 2
+    (ex,) = cfg.exchanges
+    assert ex.name == "binance" and ex.symbols == ("BTCUSDT", "ETHUSDT") and ex.channel == 2
+    assert ex.url == "ws://127.0.0.1:9000/binance/stream"
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"exchanges": [{"name": "mtgox", "symbols": ["X"]}]}, "unknown exchange 'mtgox'"),
+        ({"exchanges": [{"name": "binance", "symbols": []}]}, "exchanges[0].symbols"),
+        ({"exchanges": [{"name": "binance", "symbols": ["A"], "channel": 9}]}, "channel: 9"),
+        ({"feeder": {"send_path": "carrier-pigeon"}}, "feeder.send_path"),
+        ({"feeder": {"ttl": "1"}}, "feeder.ttl: expected int"),
+        ({"channels": {"count": 0}}, "channels.count"),
+        ({"feeder": {"iface": "x"}}, "feeder.iface: unknown key"),
+        ({"exchange": []}, "config.exchange: unknown key"),
+    ],
+)
+def test_bad_config_names_the_key(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(doc)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[feeder\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(str(bad))
