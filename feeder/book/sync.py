@@ -176,6 +176,12 @@ class SymbolBook:
                 StatusCode.CROSSED_BOOK, f"best bid {book.best_bid()} >= best ask {book.best_ask()}"
             )
 
+    def disconnected(self) -> None:
+        """The connection is gone: the book and any buffered deltas belong to it."""
+        if self.state is State.LIVE:
+            self.resync(StatusCode.DISCONNECTED, "connection lost")
+        self._buffer.clear()
+
     # --- resync -------------------------------------------------------------------------------
 
     def resync(self, code: StatusCode, reason: str) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from feeder.exchanges.base import Adapter
 from feeder.exchanges.binance import BinanceAdapter
+from feeder.exchanges.bybit import BybitAdapter
+from feeder.exchanges.kucoin import KucoinAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "binance": BinanceAdapter,
+    "bybit": BybitAdapter,
+    "kucoin": KucoinAdapter,
 }
 
 
