@@ -28,9 +28,12 @@ log = logging.getLogger("feeder.sim")
 class SimConnection:
     """One client connection and what it subscribed to."""
 
-    def __init__(self, ws: web.WebSocketResponse, binary: bool) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, binary: bool, query: dict[str, str] | None = None
+    ) -> None:
         self.ws = ws
         self.binary = binary
+        self.query = query or {}  # the connect URL's query (e.g. KuCoin's token, connectId)
         self.trades: set[str] = set()
         self.books: set[str] = set()
         self.sent = 0
@@ -89,7 +92,7 @@ class SimExchange:
     async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        conn = SimConnection(ws, self.protocol.binary_frames)
+        conn = SimConnection(ws, self.protocol.binary_frames, dict(request.query))
         self.conns.add(conn)
         try:
             await self.protocol.on_connect(conn)

@@ -55,6 +55,7 @@ class KucoinSim(SimProtocol):
         super().__init__(sim)
         self.sequence = dict.fromkeys(sim.markets, 14_103_800)
         self._ids = itertools.count(1)
+        self.tokens: set[str] = set()
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -64,6 +65,11 @@ class KucoinSim(SimProtocol):
             web.get("/api/v1/market/orderbook/level2_100", self.level2_100),
         ]
 
+    def _issue_token(self) -> str:
+        token = secrets.token_urlsafe(96)
+        self.tokens.add(token)
+        return token
+
     async def bullet_public(self, request: web.Request) -> web.Response:
         # The instance server is this simulator's WebSocket path, under the same prefix.
         prefix = request.path.removesuffix("/api/v1/bullet-public")
@@ -71,7 +77,7 @@ class KucoinSim(SimProtocol):
         body = {
             "code": OK,
             "data": {
-                "token": secrets.token_urlsafe(96),
+                "token": self._issue_token(),
                 "instanceServers": [
                     {
                         "endpoint": f"{scheme}://{request.host}{prefix}{self.ws_path}",
@@ -112,7 +118,14 @@ class KucoinSim(SimProtocol):
     # --- WebSocket -----------------------------------------------------------------------------
 
     async def on_connect(self, conn: SimConnection) -> None:
-        await self._send(conn, {"id": secrets.token_hex(6), "type": "welcome"})
+        # KuCoin refuses a connection without a token it issued, and echoes connectId.
+        if conn.query.get("token") not in self.tokens:
+            await self._error(conn, "", 401, "token is invalid")
+            await conn.ws.close()
+            return
+        await self._send(
+            conn, {"id": conn.query.get("connectId") or secrets.token_hex(6), "type": "welcome"}
+        )
 
     async def _send(self, conn: SimConnection, body: dict[str, Any]) -> None:
         await conn.send(orjson.dumps(body).decode())

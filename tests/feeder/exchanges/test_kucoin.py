@@ -396,3 +396,32 @@ def test_simulator_speaks_kucoin() -> None:
         # One entry per price; numbers without trailing zeros, as KuCoin renders them.
         assert len({c[0] for c in changes}) == len(changes)
         assert all(not c[0].endswith("0") or "." not in c[0] for c in changes)
+
+
+def test_simulator_refuses_a_connection_without_its_token() -> None:
+    import aiohttp
+
+    from feeder.sim.server import SimExchange, Simulator
+
+    async def go() -> tuple[str, str]:
+        sim = Simulator([SimExchange("kucoin", KucoinSim, INSTRUMENTS)], rate=10)
+        await sim.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"ws://127.0.0.1:{sim.port}/kucoin{KucoinSim.ws_path}"
+                async with http.ws_connect(url + "?token=forged&connectId=c1") as ws:
+                    bad = (await ws.receive()).data
+                adapter = KucoinAdapter()
+                req = adapter.token_request(f"http://127.0.0.1:{sim.port}/kucoin")
+                assert req is not None
+                async with http.request(req.method, req.url) as r:
+                    good_url, _ = adapter.url_from_token(await r.read())
+                async with http.ws_connect(good_url) as ws:
+                    welcome = (await ws.receive()).data
+            return bad, welcome
+        finally:
+            await sim.stop()
+
+    bad, welcome = asyncio.run(go())
+    assert '"type":"error"' in bad and "token" in bad
+    assert '"type":"welcome"' in welcome
