@@ -50,6 +50,22 @@ class DemoConfig:
     sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
 
 
+def udp_counters(topo: TwoHostTopology | None) -> list[snmp.Snapshot]:
+    """UDP counters of the sending and receiving hosts (one set on loopback)."""
+    if topo is None:
+        return [snmp.read_snmp()]
+    return [snmp.read_snmp_in(topo.a.netns), snmp.read_snmp_in(topo.b.netns)]
+
+
+def udp_drops(topo: TwoHostTopology | None, before: list[snmp.Snapshot]) -> dict[str, int]:
+    """Kernel UDP losses since ``before`` (/proc/net/snmp): RcvbufErrors, SndbufErrors..."""
+    drops: dict[str, int] = {}
+    for side, old, new in zip(("tx", "rx"), before, udp_counters(topo), strict=False):
+        for name, n in snmp.udp_losses(snmp.diff(old, new)).items():
+            drops[f"{side}.{name}" if topo else name] = n
+    return drops
+
+
 def _channel_map(cfg: DemoConfig) -> ChannelMap:
     if cfg.single_port:
         return ChannelMap.single(cfg.group, cfg.port, cfg.channels)
@@ -142,12 +158,7 @@ def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
             argv = _listener_argv(cfg, rx_iface, chmap.destinations, ready)
         say(f"demo: {topology}; {chmap.describe()}")
 
-        def counters() -> list[snmp.Snapshot]:
-            if topo is None:
-                return [snmp.read_snmp()]
-            return [snmp.read_snmp_in(topo.a.netns), snmp.read_snmp_in(topo.b.netns)]
-
-        snmp_before = counters()
+        snmp_before = udp_counters(topo)
         listener = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 15
         while not ready.exists():
@@ -169,10 +180,7 @@ def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         if listener.returncode != 0:
             raise RuntimeError(f"receiver failed ({listener.returncode}): {err.strip()}")
         rx = json.loads(out)
-        drops: dict[str, int] = {}
-        for side, before, after in zip(("tx", "rx"), snmp_before, counters(), strict=False):
-            for name, n in snmp.udp_losses(snmp.diff(before, after)).items():
-                drops[f"{side}.{name}" if topo else name] = n
+        drops = udp_drops(topo, snmp_before)
         send_path = path.name
         path.close()
         sent = sum(s.messages for s in pub.stats())
@@ -398,6 +406,7 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         ]
         for g, p in dict.fromkeys(chmap.destinations):
             listen_argv += ["--dest", f"{g}:{p}"]
+        snmp_before = udp_counters(topo)
         listener = _Proc("receiver", in_b(listen_argv), rx_ready)
         procs.append(listener)
         listener.wait_ready()
@@ -442,6 +451,7 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         run_report = feeder.json(*feeder.stop())
         rx = listener.json(*listener.finish(30))
         sim.stop()
+        drops = udp_drops(topo, snmp_before)
         depths = {name: min(10, ADAPTERS[name].book_depth or 10) for name in exchanges}
         books = compare_books(truth, rx.get("books", {}), depths)
         return {
@@ -454,8 +464,8 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
             "gaps": rx["gaps"],
             "missing_messages": rx["missing_messages"],
             "duplicates": rx["duplicates"],
-            "drops": 0,
-            "drops_detail": {},
+            "drops": sum(drops.values()),
+            "drops_detail": drops,
             "rejected": rx["rejected"],
             "drained": run_report.get("drained", False),
             "rate_msgs_per_s": round(run_report["sent"] / max(run_report["elapsed_s"], 1e-9), 1),

@@ -157,7 +157,10 @@ class ExchangeConnection:
                 url, interval = adapter.url_from_token(await r.read(), self.url)
                 ping_s = interval or ping_s
         self.stats.state = "connecting"
-        async with self.http.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
+        # Exchanges that keep alive with WebSocket ping frames (no app-level message) get them
+        # from aiohttp's heartbeat, which also fails the connection when pongs stop.
+        frames_ping = ping_s if ping_s and adapter.ping.message is None else None
+        async with self.http.ws_connect(url, heartbeat=frames_ping, max_msg_size=0) as ws:
             self._ws = ws
             self.stats.connects += 1
             self.stats.state = "subscribing"

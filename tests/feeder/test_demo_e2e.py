@@ -56,6 +56,7 @@ def test_faults_are_detected_books_equal_and_others_keep_flowing() -> None:
     assert set(report) >= KEYS and set(report["latency_us"]) >= {"p50", "p95", "p99", "p999", "max"}
     assert report["topology"].startswith("two namespaces")
     assert report["received"] == report["sent"] > 0 and report["gaps"] == 0
+    assert isinstance(report["drops"], int) and isinstance(report["drops_detail"], dict)
     ex = report["exchanges"]
     assert set(ex) == set(exchanges)
     b = ex["binance"]

@@ -1,0 +1,192 @@
+"""OKX v5 public WebSocket: channels ``trades`` and ``books`` (400 levels, pushed every 100 ms).
+
+Book procedure (OKX API v5 docs, "WebSocket / Order book channel"): subscribing pushes a full
+snapshot (``action: "snapshot"``, ``prevSeqId: -1``), then updates whose ``prevSeqId`` equals the
+previous message's ``seqId`` (rule ``PrevLinked``). Two documented oddities need no special case
+under that rule: a keepalive update with no levels repeats ``seqId`` (``prevSeqId == seqId``), and
+after maintenance the sequence may restart lower (``seqId < prevSeqId``) while still linking.
+Resync = resubscribe (OKX has no REST snapshot with a matching ``seqId``).
+
+Checksum ("Checksum" in the same section): CRC32 as a signed 32-bit integer of the best 25 bids
+and asks as ``bid_px:bid_sz:ask_px:ask_sz:...``, alternating, a side's pairs simply ending when
+it has fewer than 25. The string is made of OKX's own number text; OKX writes decimals without
+trailing zeros (``"8477"``, ``"0.1"`` in every documented frame), so the book's fixed-point values
+are rendered the same way.
+
+Keepalive ("Connect"): OKX drops a connection idle for 30 s; the client sends the text ``ping``
+when nothing arrived for N < 30 s and the server answers the text ``pong``. Limits ("Connection
+count limit" / "Subscription"): 480 subscribe/unsubscribe/login requests per connection per hour,
+each request's args at most 64 KB; OKX advises fewer than 30 ``books`` channels per connection.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from feeder.book.orderbook import OrderBook
+from feeder.book.sequence import PrevLinked, SequenceRule
+from feeder.exchanges.base import Adapter, BookUpdate, ParseError, Ping, Sink, SnapshotSource
+from feeder.normalize.decimal import InexactValue, parse, render
+from feeder.wire import Exchange, Side
+
+_RULE = PrevLinked()
+MS = 1_000_000
+CHECKSUM_LEVELS = 25
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+
+
+def _ping() -> str:
+    return "ping"
+
+
+def signed32(crc: int) -> int:
+    """An unsigned CRC32 as OKX reports it: a signed 32-bit integer."""
+    return crc - (1 << 32) if crc & 0x8000_0000 else crc
+
+
+def checksum_text(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> str:
+    """OKX's check string: best bid, best ask, second bid, second ask..., as ``px:sz``."""
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    return ":".join(parts)
+
+
+class OkxAdapter(Adapter):
+    """Symbols are OKX instrument ids as OKX spells them (``BTC-USDT``)."""
+
+    name = "okx"
+    exchange_id = int(Exchange.OKX)
+    ws_url = "wss://ws.okx.com:8443/ws/v5/public"
+    rest_url = "https://www.okx.com"
+    snapshot_source = SnapshotSource.PUSH
+    ping = Ping(interval_s=25.0, message=_ping, stale_after_s=30.0)
+    # 480 subscribe/unsubscribe requests per connection per hour, as a steady rate.
+    subscribe_rate = 480 / 3600
+    # Two args (trades, books) of ~45 bytes per symbol: far below the 64 KB request cap.
+    symbols_per_message = 100
+    book_depth = 400  # the ``books`` channel keeps 400 levels per side
+
+    @property
+    def sequence(self) -> SequenceRule:
+        return _RULE
+
+    def _request(self, op: str, symbols: Sequence[str]) -> list[str]:
+        step = self.symbols_per_message
+        return [
+            orjson.dumps(
+                {
+                    "op": op,
+                    "args": [
+                        {"channel": channel, "instId": sym}
+                        for sym in symbols[i : i + step]
+                        for channel in ("trades", "books")
+                    ],
+                }
+            ).decode()
+            for i in range(0, len(symbols), step)
+        ]
+
+    def subscribe(self, symbols: Sequence[str]) -> list[str]:
+        return self._request("subscribe", symbols)
+
+    def unsubscribe(self, symbols: Sequence[str]) -> list[str]:
+        return self._request("unsubscribe", symbols)
+
+    def parse(self, frame: str | bytes, receive_ts_ns: int, sink: Sink) -> None:
+        if frame == "pong" or frame == b"pong":  # the answer to our text ping, not JSON
+            sink.control("pong", "pong")
+            return
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as e:
+            raise ParseError("bad_json", str(e)) from None
+        if not isinstance(msg, dict):
+            raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+        event = msg.get("event")
+        if event is not None:
+            self._event(event, msg, sink)
+            return
+        try:
+            arg = msg["arg"]
+            channel = arg["channel"]
+            if channel == "books":
+                self._books(arg["instId"], msg["action"], msg["data"], receive_ts_ns, sink)
+            elif channel == "trades":
+                self._trades(msg["data"], receive_ts_ns, sink)
+            else:
+                sink.control("info", f"unhandled channel {channel!r}")
+        except ParseError:
+            raise
+        except InexactValue as e:
+            raise ParseError("inexact", str(e)) from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise ParseError("missing_field", f"{type(e).__name__}: {e}") from None
+
+    def _books(
+        self, symbol: str, action: str, data: list[dict[str, Any]], receive_ts_ns: int, sink: Sink
+    ) -> None:
+        if action not in ("snapshot", "update"):
+            raise ParseError("unexpected", f"books action {action!r}")
+        snapshot = action == "snapshot"
+        for d in data:
+            checksum = d.get("checksum")
+            sink.book(
+                symbol,
+                BookUpdate(
+                    snapshot,
+                    self._levels(d["bids"]),
+                    self._levels(d["asks"]),
+                    last_seq=int(d["seqId"]),
+                    prev_seq=int(d["prevSeqId"]),
+                    checksum=None if checksum is None else int(checksum),
+                    exchange_ts_ns=int(d["ts"]) * MS,
+                    receive_ts_ns=receive_ts_ns,
+                ),
+            )
+
+    def _trades(self, data: list[dict[str, Any]], receive_ts_ns: int, sink: Sink) -> None:
+        ps, qs = self.price_scale, self.qty_scale
+        for t in data:
+            side = _SIDES.get(t["side"])
+            if side is None:  # OKX's "side" is the taker's: buy or sell, nothing else
+                raise ParseError("unexpected", f"trade side {t['side']!r}")
+            sink.trade(
+                t["instId"],
+                side,
+                parse(t["px"], ps),
+                parse(t["sz"], qs),
+                int(t["tradeId"]),
+                int(t["ts"]) * MS,
+                receive_ts_ns,
+            )
+
+    def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:
+        # [price, size, deprecated "0", order count]: only the first two matter.
+        ps, qs = self.price_scale, self.qty_scale
+        return [(parse(r[0], ps), parse(r[1], qs)) for r in rows]
+
+    def _event(self, event: object, msg: dict[str, Any], sink: Sink) -> None:
+        arg = msg.get("arg")
+        what = f"{arg.get('channel')}:{arg.get('instId')}" if isinstance(arg, dict) else ""
+        if event == "subscribe":
+            sink.control("subscribed", what)
+        elif event == "error":
+            sink.control("error", f"{msg.get('code')}: {msg.get('msg')}")
+        elif event == "unsubscribe":
+            sink.control("info", f"unsubscribed {what}")
+        else:  # notice (service upgrade coming), channel-conn-count, ...
+            sink.control("info", f"{event}: {msg.get('code', '')} {msg.get('msg', '')}".strip())
+
+    def checksum(self, book: OrderBook) -> int | None:
+        ps, qs = self.price_scale, self.qty_scale
+        bids = [(render(p, ps), render(q, qs)) for p, q in book.top_bids(CHECKSUM_LEVELS)]
+        asks = [(render(p, ps), render(q, qs)) for p, q in book.top_asks(CHECKSUM_LEVELS)]
+        return signed32(zlib.crc32(checksum_text(bids, asks).encode()))
