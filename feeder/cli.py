@@ -417,5 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"feeder {args.cmd}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as e:
+        # A run that could not complete (a child process failed, the network vanished).
+        if os.environ.get("FEEDER_DEBUG"):
+            raise
+        print(f"feeder {args.cmd}: {e}", file=sys.stderr)
+        return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_PROBLEM

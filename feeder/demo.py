@@ -9,6 +9,7 @@ host's ``hosttune check`` summary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+from pyroute2 import netns as pyroute2_netns
+
 from feeder.net import snmp
 from feeder.net.netns import entered
-from feeder.net.topology import TwoHostTopology, cleanup_stale, topology_support
+from feeder.net.topology import TwoHostTopology, list_stale, topology_support
 from feeder.publish.channels import ChannelMap
 from feeder.publish.publisher import Publisher
 from feeder.publish.sendpath import Candidate, SendPath
@@ -48,6 +52,19 @@ class DemoConfig:
     exchanges: tuple[str, ...] = ()  # default: every exchange the simulator speaks
     symbols: int = 3
     sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
+
+
+def remove_dead_demos() -> list[str]:
+    """Namespaces of demos whose process is gone (killed runs). A running demo's are left
+    alone: the pid in the name says whose they are."""
+    removed = []
+    for name in list_stale(PREFIX):
+        pid = name[len(PREFIX) :].rsplit("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                pyroute2_netns.remove(name)
+                removed.append(name)
+    return removed
 
 
 def udp_counters(topo: TwoHostTopology | None) -> list[snmp.Snapshot]:
@@ -142,8 +159,8 @@ def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
     listener: subprocess.Popen[str] | None = None
     try:
         if support.ok:
-            cleanup_stale(PREFIX)
-            topo = TwoHostTopology.build(f"{PREFIX}{os.getpid() % 100000:05d}")
+            remove_dead_demos()
+            topo = TwoHostTopology.build(f"{PREFIX}{os.getpid()}")
             tx_iface, rx_iface = topo.a.address, topo.b.address
             tx_ns: str | None = topo.a.netns
             topology = (
@@ -349,8 +366,8 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
     py = [sys.executable, "-m", "feeder"]
     try:
         if support.ok:
-            cleanup_stale(PREFIX)
-            topo = TwoHostTopology.build(f"{PREFIX}{os.getpid() % 100000:05d}")
+            remove_dead_demos()
+            topo = TwoHostTopology.build(f"{PREFIX}{os.getpid()}")
             tx_addr, rx_addr = topo.a.address, topo.b.address
             in_a, in_b = topo.a.argv, topo.b.argv
             tx_ns: str | None = topo.a.netns

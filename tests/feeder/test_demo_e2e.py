@@ -79,3 +79,25 @@ def test_synthetic_spine_report() -> None:
     assert report["received"] == report["sent"] == 10_000
     assert report["gaps"] == 0 and report["duplicates"] == 0
     assert report["send_path"] == "udp-sendmmsg"
+
+
+def test_only_dead_demos_namespaces_are_cleaned_up() -> None:
+    require_root("creates network namespaces")
+    import os
+
+    from pyroute2 import netns
+
+    from feeder.demo import PREFIX, remove_dead_demos
+
+    dead = f"{PREFIX}4194305-a"  # above the kernel's pid_max: never a live process
+    alive = f"{PREFIX}{os.getpid()}-a"
+    netns.create(dead)
+    netns.create(alive)
+    try:
+        removed = remove_dead_demos()
+        assert dead in removed and alive not in removed
+        assert alive in netns.listnetns() and dead not in netns.listnetns()
+    finally:
+        for name in (dead, alive):
+            if name in netns.listnetns():
+                netns.remove(name)
