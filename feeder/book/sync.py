@@ -58,6 +58,7 @@ class BookCounters:
     crossed: int = 0
     resyncs: int = 0
     buffered_dropped: int = 0
+    superseded: int = 0  # buffered deltas older than a pushed snapshot, dropped
 
 
 class SymbolBook:
@@ -69,7 +70,7 @@ class SymbolBook:
         output: BookOutput,
         request_snapshot: Callable[[str], None],
         *,
-        checksum: Callable[[OrderBook], int | None] | None = None,
+        checksum: Callable[[str, OrderBook], int | None] | None = None,
         depth: int | None = None,
         max_buffer: int = 10_000,
     ) -> None:
@@ -92,6 +93,11 @@ class SymbolBook:
 
     def on_update(self, u: BookUpdate) -> None:
         if u.snapshot:
+            # A snapshot in the stream comes after every delta buffered so far on this
+            # connection, so those are older than it. Replaying them is only right for a REST
+            # snapshot (load_snapshot called directly), where sequence rules sort them out.
+            self.counters.superseded += len(self._buffer)
+            self._buffer.clear()
             self.load_snapshot(u)
             return
         if self.state is State.WAITING:
@@ -163,7 +169,7 @@ class SymbolBook:
         for i, (side, action, p, q) in enumerate(changes):
             out.level(iid, side, action, LAST if i == last else 0, p, q, seq, ets, rts)
         if u.checksum is not None and self.checksum is not None:
-            mine = self.checksum(book)
+            mine = self.checksum(self.symbol, book)
             if mine is not None and mine != u.checksum:
                 c.checksum_errors += 1
                 self.resync(

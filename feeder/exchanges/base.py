@@ -100,8 +100,10 @@ class Adapter:
     rest_url: ClassVar[str] = ""  # production REST base
     snapshot_source: ClassVar[SnapshotSource] = SnapshotSource.PUSH
     ping: ClassVar[Ping] = Ping(interval_s=20.0)
-    # Subscribe messages per second the exchange accepts; the runtime paces to this.
+    # Subscribe messages per second the exchange accepts, and how many may go in a burst; the
+    # runtime paces requests with a token bucket of these.
     subscribe_rate: ClassVar[float] = 5.0
+    subscribe_burst: ClassVar[int] = 5
     # Max symbols per subscribe message.
     symbols_per_message: ClassVar[int] = 50
     # Max levels kept (the subscribed depth); None = unbounded. Books are truncated to it
@@ -143,8 +145,8 @@ class Adapter:
         """The URL to connect to, and the ping interval, from ``token_request``'s answer."""
         raise NotImplementedError(f"{self.name} needs no token")
 
-    def checksum(self, book: OrderBook) -> int | None:
-        """The exchange's checksum of ``book`` (None when it defines none)."""
+    def checksum(self, symbol: str, book: OrderBook) -> int | None:
+        """The exchange's checksum of ``symbol``'s ``book`` (None when it defines none)."""
         return None
 
     def snapshot_request(self, symbol: str, rest_base: str | None = None) -> Request:

@@ -20,9 +20,7 @@ Those precisions come from the ``instrument`` channel (``price_precision``/``qty
 pair), which ``subscribe`` adds while any requested pair's precisions are unknown, or from the
 ``precision`` argument. A pair whose precisions are unknown is not checksummed.
 
-``checksum(book)`` receives only the book, so it uses the precisions of the pair whose update is
-being delivered: ``SymbolBook`` checks the checksum synchronously inside ``sink.book``, which is
-where that pair is known.
+``checksum(symbol, book)`` uses the precisions of that pair.
 
 Keepalive: Kraken sends ``{"channel": "heartbeat"}`` about once a second on a subscribed
 connection; the client may also send ``{"method": "ping"}`` and gets ``{"method": "pong"}``.
@@ -93,7 +91,6 @@ class KrakenAdapter(Adapter):
         self.precision: dict[str, tuple[int, int]] = dict(precision or {})
         self._next_id = 0
         self._arrival: dict[str, int] = {}  # pair -> number of its last book message
-        self._delivering: tuple[int, int] | None = None
 
     @property
     def sequence(self) -> SequenceRule:
@@ -183,11 +180,7 @@ class KrakenAdapter(Adapter):
                 receive_ts_ns=receive_ts_ns,
             )
             arrival[symbol] = update.last_seq
-            self._delivering = self.precision.get(symbol)
-            try:
-                sink.book(symbol, update)
-            finally:
-                self._delivering = None
+            sink.book(symbol, update)
 
     def _trades(self, data: list[dict[str, Any]], receive_ts_ns: int, sink: Sink) -> None:
         ps, qs = self.price_scale, self.qty_scale
@@ -232,8 +225,8 @@ class KrakenAdapter(Adapter):
 
     # --- checksum -----------------------------------------------------------------------------
 
-    def checksum(self, book: OrderBook) -> int | None:
-        precision = self._delivering
+    def checksum(self, symbol: str, book: OrderBook) -> int | None:
+        precision = self.precision.get(symbol)
         if precision is None:
             return None
         pp, qp = precision

@@ -70,6 +70,7 @@ class OkxAdapter(Adapter):
     ping = Ping(interval_s=25.0, message=_ping, stale_after_s=30.0)
     # 480 subscribe/unsubscribe requests per connection per hour, as a steady rate.
     subscribe_rate = 480 / 3600
+    subscribe_burst = 20  # the hourly budget allows short bursts (a resync is 2 requests)
     # Two args (trades, books) of ~45 bytes per symbol: far below the 64 KB request cap.
     symbols_per_message = 100
     book_depth = 400  # the ``books`` channel keeps 400 levels per side
@@ -185,7 +186,7 @@ class OkxAdapter(Adapter):
         else:  # notice (service upgrade coming), channel-conn-count, ...
             sink.control("info", f"{event}: {msg.get('code', '')} {msg.get('msg', '')}".strip())
 
-    def checksum(self, book: OrderBook) -> int | None:
+    def checksum(self, symbol: str, book: OrderBook) -> int | None:
         ps, qs = self.price_scale, self.qty_scale
         bids = [(render(p, ps), render(q, qs)) for p, q in book.top_bids(CHECKSUM_LEVELS)]
         asks = [(render(p, ps), render(q, qs)) for p, q in book.top_asks(CHECKSUM_LEVELS)]

@@ -20,6 +20,7 @@ import aiohttp
 
 from feeder.book.sync import SymbolBook
 from feeder.exchanges.base import Adapter, ParseError, SnapshotSource
+from feeder.runtime.ratelimit import TokenBucket
 from feeder.runtime.router import ExchangeRouter
 
 log = logging.getLogger("feeder.connection")
@@ -87,6 +88,7 @@ class ExchangeConnection:
         for book in books.values():
             book.request_snapshot = self._resync.put_nowait
         self._stopping = False
+        self.requests = TokenBucket(adapter.subscribe_rate, adapter.subscribe_burst)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -180,10 +182,9 @@ class ExchangeConnection:
                 self._ws = None
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        gap = 1.0 / self.adapter.subscribe_rate
         for msg in self.adapter.subscribe(self.symbols):
+            await self.requests.take()  # the exchange's request rate limit
             await ws.send_str(msg)
-            await asyncio.sleep(gap)  # the exchange's subscription rate limit
         self.stats.state = "live"
         if self.adapter.snapshot_source is SnapshotSource.REST:
             for sym in self.symbols:
@@ -198,8 +199,8 @@ class ExchangeConnection:
                 await self._fetch_snapshot(symbol)
             else:
                 for m in adapter.unsubscribe([symbol]) + adapter.subscribe([symbol]):
+                    await self.requests.take()
                     await ws.send_str(m)
-                    await asyncio.sleep(1.0 / adapter.subscribe_rate)
 
     async def _fetch_snapshot(self, symbol: str) -> None:
         req = self.adapter.snapshot_request(symbol, self.rest_url)

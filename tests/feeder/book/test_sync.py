@@ -71,7 +71,7 @@ def test_gap_resyncs_this_symbol_only() -> None:
 def test_checksum_mismatch_resyncs() -> None:
     out, asked = Out(), []
 
-    def checksum(book: OrderBook) -> int:
+    def checksum(symbol: str, book: OrderBook) -> int:
         return sum(p * q for p, q in book.top_bids(10) + book.top_asks(10))
 
     bk = SymbolBook("K", 3, NoSequence(), out, asked.append, checksum=checksum)
@@ -106,3 +106,15 @@ def test_delta_levels_flag_last_in_event() -> None:
     bk.on_update(delta(2, 2, bids=[(1, 1), (2, 1)], asks=[(5, 1)]))
     flags = [lv[3] for lv in out.levels]
     assert flags == [0, 0, int(DeltaFlags.LAST_IN_EVENT)]
+
+
+def test_pushed_snapshot_supersedes_buffered_deltas_but_rest_snapshot_replays_them() -> None:
+    out = Out()
+    pushed = SymbolBook("P", 1, NoSequence(), out, lambda s: None)
+    pushed.on_update(BookUpdate(False, [(1, 9)], []))  # from before the snapshot
+    pushed.on_update(BookUpdate(True, [(1, 5)], [(3, 1)]))
+    assert pushed.book.top_bids(1) == [(1, 5)] and pushed.counters.superseded == 1
+    rest, _, _ = make("R")
+    rest.on_update(delta(11, 11, bids=[(1, 9)]))
+    rest.load_snapshot(snap(10, [(1, 5)], [(3, 1)]))
+    assert rest.book.top_bids(1) == [(1, 9)]

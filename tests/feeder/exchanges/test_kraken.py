@@ -125,7 +125,7 @@ class BookSink(RecordingSink):
             )
         sb = self.symbol_books[symbol]
         sb.on_update(update)
-        self.sums.append((update.checksum, self.adapter.checksum(sb.book)))
+        self.sums.append((update.checksum, self.adapter.checksum(symbol, sb.book)))
 
 
 def test_trade_frame() -> None:
@@ -170,7 +170,7 @@ def test_checksum_needs_the_pairs_precision() -> None:
     sink = BookSink(KrakenAdapter())
     sink.adapter.parse(BTC_SNAPSHOT, 0, sink)
     assert sink.sums == [(3310070434, None)]
-    assert sink.adapter.checksum(sink.symbol_books["BTC/USD"].book) is None  # outside delivery
+    assert sink.adapter.checksum("BTC/USD", sink.symbol_books["BTC/USD"].book) is None
 
 
 def test_a_wrong_checksum_resyncs_the_pair() -> None:
@@ -209,8 +209,8 @@ def test_book_is_truncated_to_the_subscribed_depth() -> None:
 
 
 def test_updates_from_before_a_pushed_snapshot_are_stale() -> None:
-    # Kraken numbers nothing; the adapter numbers arrivals so that an update buffered while
-    # waiting for the snapshot (from the previous subscription) is not replayed onto it.
+    # An update buffered while waiting for the snapshot (from the previous subscription) is
+    # older than the snapshot the stream pushes next: it is not replayed onto it.
     adapter = KrakenAdapter()
     sink = BookSink(adapter)
     adapter.parse(MATIC_UPDATE, 0, sink)  # no snapshot yet: buffered
@@ -218,7 +218,7 @@ def test_updates_from_before_a_pushed_snapshot_are_stale() -> None:
     adapter.parse(MATIC_UPDATE, 0, sink)
     assert [u.last_seq for _, u in sink.books] == [1, 2, 3]
     (sb,) = sink.symbol_books.values()
-    assert sb.counters.stale == 1 and sb.counters.updates == 1 and sb.counters.gaps == 0
+    assert sb.counters.superseded == 1 and sb.counters.updates == 1 and sb.counters.gaps == 0
 
 
 def test_subscribe_messages() -> None:

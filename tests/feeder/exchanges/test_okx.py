@@ -85,10 +85,10 @@ def test_checksum_matches_the_documented_examples() -> None:
     # OKX docs, "Checksum": more than 25 levels (two shown), and fewer on the bid side.
     bids, asks = [("3366.1", "7"), ("3366", "6")], [("3366.8", "9"), ("3368", "8")]
     assert checksum_text(bids, asks) == "3366.1:7:3366.8:9:3366:6:3368:8"
-    assert OkxAdapter().checksum(_book(bids, asks)) == -1881014294
+    assert OkxAdapter().checksum("BTC-USDT", _book(bids, asks)) == -1881014294
     bids, asks = [("3366.1", "7")], [("3366.8", "9"), ("3368", "8"), ("3372", "8")]
     assert checksum_text(bids, asks) == "3366.1:7:3366.8:9:3368:8:3372:8"
-    assert OkxAdapter().checksum(_book(bids, asks)) == 831078360
+    assert OkxAdapter().checksum("BTC-USDT", _book(bids, asks)) == 831078360
 
 
 def test_checksum_covers_the_best_25_levels_only() -> None:
@@ -97,12 +97,12 @@ def test_checksum_covers_the_best_25_levels_only() -> None:
     for i in range(30):
         book.set(True, (1000 - i) * E8, (i + 1) * E8)
         book.set(False, (1001 + i) * E8, (i + 1) * E8)
-    base = adapter.checksum(book)
+    base = adapter.checksum("BTC-USDT", book)
     book.set(True, (1000 - 25) * E8, 77 * E8)  # the 26th bid
     book.set(False, (1001 + 29) * E8, 0)  # the 30th ask
-    assert adapter.checksum(book) == base
+    assert adapter.checksum("BTC-USDT", book) == base
     book.set(True, (1000 - 24) * E8, 77 * E8)  # the 25th bid
-    assert adapter.checksum(book) != base
+    assert adapter.checksum("BTC-USDT", book) != base
 
 
 def test_subscribe_messages() -> None:
@@ -259,7 +259,7 @@ def test_simulator_answers_ping_subscribe_and_bad_symbols() -> None:
         book.set(True, p, q)
     for p, q in snap.asks:
         book.set(False, p, q)
-    assert len(book) == 50 and adapter.checksum(book) == snap.checksum
+    assert len(book) == 50 and adapter.checksum("BTC-USDT", book) == snap.checksum
 
 
 # --- round trips ------------------------------------------------------------------------------
