@@ -218,7 +218,8 @@ def _run_config(args: argparse.Namespace) -> object:
     import dataclasses
     import urllib.request
 
-    from feeder.config import ExchangeConfig, FeederConfig, load_config
+    from feeder.config import ExchangeConfig, FeederConfig, check_symbols, load_config
+    from feeder.exchanges import adapter_class
 
     cfg = (
         load_config(args.config)
@@ -228,6 +229,8 @@ def _run_config(args: argparse.Namespace) -> object:
         )
     )
     if args.exchange:
+        for name in args.exchange:
+            adapter_class(name)  # unknown exchange: a clear error now, not after connecting
         symbols = tuple(s for s in (args.symbols or "").split(",") if s)
         exchanges = tuple(
             ExchangeConfig(name, symbols, (i % cfg.channels) + 1)
@@ -262,6 +265,7 @@ def _run_config(args: argparse.Namespace) -> object:
     for ex in cfg.exchanges:
         if not ex.symbols:
             raise ValueError(f"{ex.name}: no symbols (give --symbols A,B)")
+        check_symbols(ex.name, ex.symbols, f"--symbols for {ex.name}")
     if args.iface:
         cfg = dataclasses.replace(cfg, interface=args.iface)
     if args.send_path:

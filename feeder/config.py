@@ -78,6 +78,13 @@ def _check_keys(table: dict[str, Any], known: set[str], where: str) -> None:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
 
 
+def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: str) -> None:
+    adapter = ADAPTERS[exchange]
+    for s in symbols:
+        if (why := adapter.symbol_error(s)) is not None:
+            raise ConfigError(f"{where}: {why}")
+
+
 def parse_config(doc: dict[str, Any]) -> FeederConfig:
     _check_keys(doc, {"feeder", "channels", "exchanges"}, "config")
     f = doc.get("feeder", {})
@@ -107,6 +114,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         symbols = _get(e, "symbols", list, [], where)
         if not symbols or not all(isinstance(s, str) and s for s in symbols):
             raise ConfigError(f"{where}.symbols: give a non-empty list of the exchange's symbols")
+        check_symbols(name, symbols, f"{where}.symbols")
         channel = _get(e, "channel", int, (i % count) + 1, where)
         if not 1 <= channel <= count:
             raise ConfigError(f"{where}.channel: {channel} is not one of the {count} channels")

@@ -8,6 +8,7 @@ keeps exchange quirks (symbol formats, sequence fields, checksums) in one small 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -106,6 +107,9 @@ class Adapter:
     subscribe_burst: ClassVar[int] = 5
     # Max symbols per subscribe message.
     symbols_per_message: ClassVar[int] = 50
+    # What the exchange's symbols look like, to refuse a typo before connecting.
+    symbol_pattern: ClassVar[str] = r"[A-Z0-9]{2,30}"
+    symbol_example: ClassVar[str] = "BTCUSDT"
     # Max levels kept (the subscribed depth); None = unbounded. Books are truncated to it
     # after each update because checksums are computed over that depth.
     book_depth: ClassVar[int | None] = None
@@ -113,6 +117,13 @@ class Adapter:
     def __init__(self, price_scale: int = 8, qty_scale: int = 8) -> None:
         self.price_scale = price_scale
         self.qty_scale = qty_scale
+
+    @classmethod
+    def symbol_error(cls, symbol: str) -> str | None:
+        """Why ``symbol`` cannot be one of this exchange's symbols, or None."""
+        if re.fullmatch(cls.symbol_pattern, symbol):
+            return None
+        return f"{symbol!r} is not a {cls.name} symbol (they look like {cls.symbol_example})"
 
     # --- protocol -----------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ def iso_ns(text: str) -> int:
 
 class CoinbaseAdapter(Adapter):
     name = "coinbase"
+    symbol_pattern = r"[A-Z0-9]+-[A-Z0-9]+"
+    symbol_example = "BTC-USD"
     exchange_id = int(Exchange.COINBASE)
     ws_url = "wss://ws-feed.exchange.coinbase.com"
     rest_url = "https://api.exchange.coinbase.com"

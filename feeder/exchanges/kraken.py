@@ -70,6 +70,8 @@ class KrakenAdapter(Adapter):
     """Symbols are Kraken v2 pair names (``BTC/USD``)."""
 
     name = "kraken"
+    symbol_pattern = r"[A-Z0-9]+/[A-Z0-9]+"
+    symbol_example = "BTC/USD"
     exchange_id = int(Exchange.KRAKEN)
     ws_url = "wss://ws.kraken.com/v2"
     rest_url = "https://api.kraken.com"

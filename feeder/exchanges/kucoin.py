@@ -76,6 +76,8 @@ def trade_id(text: str) -> int:
 
 class KucoinAdapter(Adapter):
     name = "kucoin"
+    symbol_pattern = r"[A-Z0-9]+-[A-Z0-9]+"
+    symbol_example = "BTC-USDT"
     exchange_id = int(Exchange.KUCOIN)
     ws_url = "wss://ws-api-spot.kucoin.com/"  # the usual endpoint; the token answer decides
     rest_url = "https://api.kucoin.com"

@@ -63,6 +63,8 @@ class OkxAdapter(Adapter):
     """Symbols are OKX instrument ids as OKX spells them (``BTC-USDT``)."""
 
     name = "okx"
+    symbol_pattern = r"[A-Z0-9]+-[A-Z0-9]+(-[A-Z0-9]+)*"
+    symbol_example = "BTC-USDT"
     exchange_id = int(Exchange.OKX)
     ws_url = "wss://ws.okx.com:8443/ws/v5/public"
     rest_url = "https://www.okx.com"

@@ -78,6 +78,8 @@ def trade_id(value: object) -> int:
 
 class UpbitAdapter(Adapter):
     name = "upbit"
+    symbol_pattern = r"[A-Z]+-[A-Z0-9]+"
+    symbol_example = "KRW-BTC"
     exchange_id = int(Exchange.UPBIT)
     ws_url = "wss://api.upbit.com/websocket/v1"
     rest_url = "https://api.upbit.com"

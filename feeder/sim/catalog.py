@@ -26,7 +26,7 @@ _FORMAT = {
     "coinbase": ("{b}-{q}", "USD"),
     "kraken": ("{b}/{q}", "USD"),
     "upbit": ("{q}-{b}", "KRW"),
-    "bithumb": ("{b}_{q}", "KRW"),
+    "bithumb": ("{q}-{b}", "KRW"),  # the v1 API uses Upbit's market codes
 }
 
 KRW_PER_USD = 1300

@@ -39,7 +39,7 @@ def test_good_config(tmp_path: Path) -> None:
     [
         ({"exchanges": [{"name": "mtgox", "symbols": ["X"]}]}, "unknown exchange 'mtgox'"),
         ({"exchanges": [{"name": "binance", "symbols": []}]}, "exchanges[0].symbols"),
-        ({"exchanges": [{"name": "binance", "symbols": ["A"], "channel": 9}]}, "channel: 9"),
+        ({"exchanges": [{"name": "binance", "symbols": ["AB"], "channel": 9}]}, "channel: 9"),
         ({"feeder": {"send_path": "carrier-pigeon"}}, "feeder.send_path"),
         ({"feeder": {"ttl": "1"}}, "feeder.ttl: expected int"),
         ({"channels": {"count": 0}}, "channels.count"),
@@ -59,3 +59,40 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[feeder\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(str(bad))
+
+
+def test_symbols_are_checked_against_the_exchange_format() -> None:
+    with pytest.raises(
+        ConfigError, match=r"'BTC/USD' is not a binance symbol \(they look like BTCUSDT\)"
+    ):
+        parse_config({"exchanges": [{"name": "binance", "symbols": ["BTC/USD"]}]})
+    with pytest.raises(ConfigError, match="not a kraken symbol"):
+        parse_config({"exchanges": [{"name": "kraken", "symbols": ["BTCUSD"]}]})
+    cfg = parse_config({"exchanges": [{"name": "okx", "symbols": ["BTC-USDT-SWAP"]}]})
+    assert cfg.exchanges[0].symbols == ("BTC-USDT-SWAP",)
+
+
+def test_every_simulated_symbol_matches_its_exchange_format() -> None:
+    from feeder.exchanges import ADAPTERS
+    from feeder.sim.catalog import instruments
+
+    for name, adapter in ADAPTERS.items():
+        for inst in instruments(name, 12):
+            assert adapter.symbol_error(inst.symbol) is None, (name, inst.symbol)
+
+
+def test_run_cli_rejects_unknown_exchange_and_bad_symbol() -> None:
+    import subprocess
+    import sys
+
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "feeder", "run", *a], capture_output=True, text=True, timeout=60
+        )
+
+    p = run("--exchange", "mtgox", "--symbols", "BTCUSD")
+    assert (
+        p.returncode == 2 and "unknown exchange 'mtgox'" in p.stderr and "Traceback" not in p.stderr
+    )
+    p = run("--exchange", "kraken", "--symbols", "btcusd")
+    assert p.returncode == 2 and "not a kraken symbol" in p.stderr
