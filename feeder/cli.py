@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--iface", metavar="ADDR", help="address of the sending interface")
     r.add_argument("--send-path", choices=["auto", "udp", "udp-sendto"], help="transport")
     r.add_argument("--duration", type=float, help="stop after S seconds")
+    r.add_argument("--top-n", type=int, help="also publish the top N levels after each update")
     r.add_argument("--json", action="store_true", help="JSON report on stdout at exit")
     _channel_args(r)
 
@@ -270,6 +271,10 @@ def _run_config(args: argparse.Namespace) -> object:
         cfg = dataclasses.replace(cfg, interface=args.iface)
     if args.send_path:
         cfg = dataclasses.replace(cfg, send_path=args.send_path)
+    if args.top_n is not None:
+        if not 0 <= args.top_n <= 50:
+            raise ValueError(f"--top-n {args.top_n}: use 0 (off) .. 50")
+        cfg = dataclasses.replace(cfg, top_n=args.top_n)
     return cfg
 
 

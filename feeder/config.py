@@ -58,6 +58,7 @@ class FeederConfig:
     exchanges: tuple[ExchangeConfig, ...] = field(default_factory=tuple)
     metrics_port: int = 0
     netns: str | None = None
+    top_n: int = 0  # also publish a bounded top-N view (BookLevels) after each book update
 
 
 SEND_PATHS = ("auto", "xdp", "udp", "udp-sendto")
@@ -78,6 +79,12 @@ def _check_keys(table: dict[str, Any], known: set[str], where: str) -> None:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
 
 
+def _top_n(n: int) -> int:
+    if not 0 <= n <= 50:
+        raise ConfigError(f"feeder.top_n: {n} must be 0 (off) .. 50 levels")
+    return n
+
+
 def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: str) -> None:
     adapter = ADAPTERS[exchange]
     for s in symbols:
@@ -88,7 +95,7 @@ def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: st
 def parse_config(doc: dict[str, Any]) -> FeederConfig:
     _check_keys(doc, {"feeder", "channels", "exchanges"}, "config")
     f = doc.get("feeder", {})
-    _check_keys(f, {"interface", "send_path", "ttl", "metrics_port"}, "feeder")
+    _check_keys(f, {"interface", "send_path", "ttl", "metrics_port", "top_n"}, "feeder")
     c = doc.get("channels", {})
     _check_keys(c, {"group", "port", "count", "single_port"}, "channels")
     send_path = _get(f, "send_path", str, "auto", "feeder")
@@ -132,6 +139,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         send_path=send_path,
         ttl=_get(f, "ttl", int, 1, "feeder"),
         metrics_port=_get(f, "metrics_port", int, 0, "feeder"),
+        top_n=_top_n(_get(f, "top_n", int, 0, "feeder")),
         group=_get(c, "group", str, "239.100.0.1", "channels"),
         port=_get(c, "port", int, 31001, "channels"),
         channels=count,

@@ -41,6 +41,17 @@ class BookOutput(Protocol):
 
     def status(self, instrument_id: int, code: int, detail: int, ts_ns: int) -> None: ...
 
+    def top(
+        self,
+        instrument_id: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+    ) -> None:
+        """A bounded top-N view of the book after an update (when ``top_n`` is set)."""
+
 
 class State(Enum):
     WAITING = "waiting"
@@ -73,6 +84,7 @@ class SymbolBook:
         checksum: Callable[[str, OrderBook], int | None] | None = None,
         depth: int | None = None,
         max_buffer: int = 10_000,
+        top_n: int = 0,
     ) -> None:
         self.symbol = symbol
         self.instrument_id = instrument_id
@@ -81,6 +93,7 @@ class SymbolBook:
         self.request_snapshot = request_snapshot
         self.checksum = checksum
         self.depth = depth
+        self.top_n = top_n
         self.book = OrderBook()
         self.state = State.WAITING
         self.seq = 0
@@ -181,6 +194,10 @@ class SymbolBook:
             self.resync(
                 StatusCode.CROSSED_BOOK, f"best bid {book.best_bid()} >= best ask {book.best_ask()}"
             )
+            return
+        if self.top_n and changes:
+            n = self.top_n
+            out.top(iid, seq, ets, rts, book.top_bids(n), book.top_asks(n))
 
     def disconnected(self) -> None:
         """The connection is gone: the book and any buffered deltas belong to it."""

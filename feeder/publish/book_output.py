@@ -6,7 +6,9 @@ import time
 
 from feeder.instruments import Instrument
 from feeder.publish.publisher import Publisher
-from feeder.wire import PacketEncoder
+from feeder.wire import LevelsFlags, PacketEncoder
+
+TOP = int(LevelsFlags.TOP_OF_BOOK)
 
 
 class WireOutput:
@@ -66,6 +68,20 @@ class WireOutput:
             exchange_ts_ns,
             receive_ts_ns,
         )
+
+    def top(
+        self,
+        instrument_id: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+    ) -> None:
+        def add(enc: PacketEncoder) -> None:
+            enc.add_book_levels(instrument_id, TOP, seq, exchange_ts_ns, receive_ts_ns, bids, asks)
+
+        self.publisher.message(self._channel[instrument_id], add)
 
     def status(self, instrument_id: int, code: int, detail: int, ts_ns: int) -> None:
         exchange_id = 0

@@ -108,6 +108,7 @@ class FeederApp:
                     lambda s: None,
                     checksum=adapter.checksum,
                     depth=adapter.book_depth,
+                    top_n=self.cfg.top_n,
                 )
         return books
 

@@ -118,3 +118,29 @@ def test_pushed_snapshot_supersedes_buffered_deltas_but_rest_snapshot_replays_th
     rest.on_update(delta(11, 11, bids=[(1, 9)]))
     rest.load_snapshot(snap(10, [(1, 5)], [(3, 1)]))
     assert rest.book.top_bids(1) == [(1, 9)]
+
+
+class TopOut(Out):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tops: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]] = []
+
+    def top(
+        self,
+        iid: int,
+        seq: int,
+        ets: int,
+        rts: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+    ) -> None:
+        self.tops.append((bids, asks))
+
+
+def test_top_n_view_follows_each_update() -> None:
+    out = TopOut()
+    bk = SymbolBook("T", 1, NoSequence(), out, lambda s: None, top_n=2)
+    bk.load_snapshot(snap(0, [(1, 1), (2, 1), (3, 1)], [(9, 1), (10, 1)]))
+    bk.on_update(BookUpdate(False, [(4, 2)], []))
+    bk.on_update(BookUpdate(False, [(99, 0)], []))  # deleting an absent level: nothing to show
+    assert out.tops == [([(4, 2), (3, 1)], [(9, 1), (10, 1)])]
