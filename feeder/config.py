@@ -59,6 +59,7 @@ class FeederConfig:
     metrics_port: int = 0
     netns: str | None = None
     top_n: int = 0  # also publish a bounded top-N view (BookLevels) after each book update
+    tx_timestamps: bool = True  # kernel TX timestamps for tick-to-wire latency
 
 
 SEND_PATHS = ("auto", "xdp", "udp", "udp-sendto")

@@ -15,7 +15,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from feeder.publish.transport import Transport, TransportError, TransportUnavailable
+from feeder.publish.transport import (
+    Transport,
+    TransportError,
+    TransportUnavailable,
+    TxStamped,
+)
 
 log = logging.getLogger("feeder.sendpath")
 
@@ -162,6 +167,11 @@ class SendPath:
         # What the failed transport never sent goes first, ahead of the backlog.
         self._backlog.extendleft(reversed(unsent))
         self.start()
+
+    def drain_tx(self, on_packet: Callable[[memoryview, int], None]) -> int:
+        """TX timestamps of sent packets, where the transport has them (kernel UDP)."""
+        t = self.transport
+        return t.drain_tx(on_packet) if isinstance(t, TxStamped) else 0
 
     def close(self) -> None:
         if self.transport is not None:

@@ -9,11 +9,29 @@ without losing a sequence number.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from feeder.net.mcast import BufferReport, open_sender
 from feeder.net.mmsg import BatchSender, make_sender
+from feeder.net.timestamps import (
+    SOF_TIMESTAMPING_SOFTWARE,
+    SOF_TIMESTAMPING_TX_SOFTWARE,
+    enable,
+    tx_record,
+)
+
+_ERRQUEUE = socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+
+
+def udp_payload(frame: memoryview) -> memoryview | None:
+    """The UDP payload of a looped-back TX datagram (Ethernet or bare IPv4 framing)."""
+    if len(frame) >= 34 and frame[12] == 0x08 and frame[13] == 0x00:
+        frame = frame[14:]  # Ethernet (veth, lo: 14-byte header)
+    if len(frame) < 28 or frame[0] >> 4 != 4:
+        return None
+    start = (frame[0] & 0x0F) * 4 + 8
+    return frame[start:] if start <= len(frame) else None
 
 
 class TransportError(Exception):
@@ -36,15 +54,35 @@ class Transport(Protocol):
     def info(self) -> dict[str, object]: ...
 
 
+@runtime_checkable
+class TxStamped(Protocol):
+    """A transport whose datagrams come back with kernel TX timestamps."""
+
+    def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int: ...
+
+
 class UdpTransport:
     """Kernel UDP: ``sendmmsg`` batches when libc has it, else one ``sendto`` per datagram."""
 
     def __init__(
-        self, sock: socket.socket, sender: BatchSender, buffer: BufferReport | None
+        self,
+        sock: socket.socket,
+        sender: BatchSender,
+        buffer: BufferReport | None,
+        tx_timestamps: bool = False,
     ) -> None:
         self._sock = sock
         self._sender = sender
         self.buffer = buffer
+        self.tx_timestamps = tx_timestamps
+        self._errbuf = bytearray(2048)
+        self._errview = memoryview(self._errbuf)
+        if tx_timestamps:
+            # Without OPT_TSONLY the kernel returns the packet with its timestamp, so the
+            # latency of every message in it can be read back (see metrics/ticktowire.py).
+            enable(sock, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+            # The error queue is charged to the receive buffer: give it room.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.name = "udp-sendmmsg" if type(sender).__name__ == "MmsgSender" else "udp-sendto"
 
     @classmethod
@@ -59,6 +97,7 @@ class UdpTransport:
         batch: int = 64,
         prefer_mmsg: bool = True,
         netns: str | None = None,
+        tx_timestamps: bool = False,
     ) -> UdpTransport:
         try:
             opened = open_sender(
@@ -73,7 +112,7 @@ class UdpTransport:
         except (OSError, ValueError) as e:
             raise TransportUnavailable(f"kernel UDP socket on {iface_addr}: {e}") from e
         sender = make_sender(opened.sock, batch, 1472, destinations, prefer_mmsg=prefer_mmsg)
-        return cls(opened.sock, sender, opened.buffer)
+        return cls(opened.sock, sender, opened.buffer, tx_timestamps)
 
     @property
     def pending(self) -> int:
@@ -95,6 +134,26 @@ class UdpTransport:
         unsent = self._sender.unsent()
         self._sender.clear()
         return unsent
+
+    def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int:
+        """Hand each returned datagram's payload and TX timestamp to ``on_packet``."""
+        if not self.tx_timestamps:
+            return 0
+        n = 0
+        sock, buf, view = self._sock, self._errbuf, self._errview
+        while n < limit:
+            try:
+                size, anc, _flags, _addr = sock.recvmsg_into([buf], 512, _ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                break
+            rec = tx_record(anc)
+            if rec is None:
+                continue
+            n += 1
+            payload = udp_payload(view[:size])
+            if payload is not None:
+                on_packet(payload, rec.ns)
+        return n
 
     def close(self) -> None:
         self._sock.close()

@@ -17,6 +17,7 @@ from feeder.book.sync import SymbolBook
 from feeder.config import FeederConfig
 from feeder.exchanges import adapter_class
 from feeder.instruments import Instrument, Registry
+from feeder.metrics.ticktowire import TickToWire
 from feeder.publish.book_output import WireOutput
 from feeder.publish.channels import ChannelMap
 from feeder.publish.publisher import Publisher
@@ -48,6 +49,7 @@ def udp_candidates(cfg: FeederConfig, chmap: ChannelMap) -> list[Candidate]:
                 loop=loopback,
                 prefer_mmsg=mmsg,
                 netns=cfg.netns,
+                tx_timestamps=cfg.tx_timestamps,
             ),
         )
 
@@ -94,6 +96,7 @@ class FeederApp:
         self.connections: list[ExchangeConnection] = []
         self.books: dict[str, dict[str, SymbolBook]] = {}
         self.started = 0.0
+        self.tick_to_wire = TickToWire()
 
     def _books(self, exchange: str) -> dict[str, SymbolBook]:
         adapter = self.adapters[exchange]
@@ -171,6 +174,8 @@ class FeederApp:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await t
         drained = self.publisher.close()
+        await asyncio.sleep(0.01)  # the last TX timestamps reach the error queue
+        self.path.drain_tx(self.tick_to_wire.on_packet)
         report = self.report()
         report["drained"] = drained
         self.path.close()
@@ -182,6 +187,7 @@ class FeederApp:
         while True:
             await asyncio.sleep(0.05)
             self.publisher.poll()
+            self.path.drain_tx(self.tick_to_wire.on_packet)
             if time.monotonic() >= next_defs:
                 self.output.definitions()
                 next_defs += 10
@@ -214,6 +220,7 @@ class FeederApp:
             "session_id": self.publisher.session_id,
             "sent": sum(s.messages for s in stats),
             "packets": sum(s.packets for s in stats),
+            "tick_to_wire_us": self.tick_to_wire.histogram.summary().scaled(1000.0),
             "elapsed_s": round(time.monotonic() - self.started, 3),
             "exchanges": exchanges,
         }
