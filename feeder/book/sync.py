@@ -111,7 +111,10 @@ class SymbolBook:
             # snapshot (load_snapshot called directly), where sequence rules sort them out.
             self.counters.superseded += len(self._buffer)
             self._buffer.clear()
-            self.load_snapshot(u)
+            if self.state is State.LIVE:
+                self._replace(u)
+            else:
+                self.load_snapshot(u)
             return
         if self.state is State.WAITING:
             if len(self._buffer) == self._buffer.maxlen:
@@ -146,6 +149,28 @@ class SymbolBook:
                 continue
             self._delta(d)
 
+    def _replace(self, u: BookUpdate) -> None:
+        """A pushed snapshot while live (Upbit and Bithumb send nothing else): publish only what
+        changed, so the wire carries a few levels per update instead of the whole book."""
+        c = self.counters
+        c.snapshots += 1
+        new = OrderBook()
+        for p, q in u.bids:
+            if q:
+                new.set(True, p, q)
+        for p, q in u.asks:
+            if q:
+                new.set(False, p, q)
+        if self.depth is not None:
+            new.truncate(self.depth)
+        diff: list[list[tuple[int, int]]] = []
+        for old_side, new_side in ((self.book.bids, new.bids), (self.book.asks, new.asks)):
+            gone = [(p, 0) for p in old_side if p not in new_side]
+            diff.append(gone + [(p, q) for p, q in new_side.items() if old_side.get(p) != q])
+        self.seq = u.last_seq
+        self._first = False
+        self._apply(diff[0], diff[1], u)
+
     # --- deltas -------------------------------------------------------------------------------
 
     def _delta(self, u: BookUpdate) -> None:
@@ -161,22 +186,29 @@ class SymbolBook:
             self._buffer.append(u)
             return
         self._first = False
+        if u.last_seq:
+            self.seq = u.last_seq
+        self._apply(u.bids, u.asks, u)
+
+    def _apply(
+        self, bids: list[tuple[int, int]], asks: list[tuple[int, int]], u: BookUpdate
+    ) -> None:
+        """Apply (price, qty) levels, publish what changed, then check the book."""
+        c = self.counters
         c.updates += 1
         book, out, iid = self.book, self.output, self.instrument_id
-        seq, ets, rts = u.last_seq, u.exchange_ts_ns, u.receive_ts_ns
+        seq, ets, rts = self.seq, u.exchange_ts_ns, u.receive_ts_ns
         changes: list[tuple[int, int, int, int]] = []
-        for p, q in u.bids:
+        for p, q in bids:
             done = book.set(True, p, q)
             if done is not None:
                 changes.append((BID, done, p, q))
-        for p, q in u.asks:
+        for p, q in asks:
             done = book.set(False, p, q)
             if done is not None:
                 changes.append((ASK, done, p, q))
         if self.depth is not None:
             book.truncate(self.depth)
-        if u.last_seq:
-            self.seq = u.last_seq
         c.levels += len(changes)
         last = len(changes) - 1
         for i, (side, action, p, q) in enumerate(changes):

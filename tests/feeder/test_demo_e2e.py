@@ -41,17 +41,17 @@ def test_faults_are_detected_books_equal_and_others_keep_flowing() -> None:
     exchanges = sorted(set(ADAPTERS) & set(PROTOCOLS))
     report = demo(
         "--duration",
-        "6",
+        "8",
         "--symbols",
         "2",
         "--rate",
         "250",
         "--sim-fault",
-        "binance:skip_sequence@500",
+        "binance:skip_sequence@1000",
         "--sim-fault",
-        "binance:malformed@700",
+        "binance:malformed@1100",
         "--sim-fault",
-        "binance:drop_connection@900",
+        "binance:drop_connection@1300",
     )
     assert set(report) >= KEYS and set(report["latency_us"]) >= {"p50", "p95", "p99", "p999", "max"}
     assert report["topology"].startswith("two namespaces")

@@ -144,3 +144,20 @@ def test_top_n_view_follows_each_update() -> None:
     bk.on_update(BookUpdate(False, [(4, 2)], []))
     bk.on_update(BookUpdate(False, [(99, 0)], []))  # deleting an absent level: nothing to show
     assert out.tops == [([(4, 2), (3, 1)], [(9, 1), (10, 1)])]
+
+
+def test_pushed_snapshot_while_live_publishes_only_the_difference() -> None:
+    out = Out()
+    bk = SymbolBook("U", 1, NoSequence(), out, lambda s: None)
+    bk.on_update(BookUpdate(True, [(1, 1), (2, 1)], [(5, 1), (6, 1)]))
+    out.levels.clear()
+    bk.on_update(BookUpdate(True, [(2, 3), (1, 1)], [(6, 1), (7, 2)]))
+    changed = {(lv[1], lv[2], lv[4], lv[5]) for lv in out.levels}
+    # bid 2 updated, ask 5 deleted, ask 7 added; unchanged levels are not republished
+    assert changed == {
+        (1, BookAction.UPDATE, 2, 3),
+        (2, BookAction.DELETE, 5, 0),
+        (2, BookAction.ADD, 7, 2),
+    }
+    assert bk.book.top_asks(5) == [(6, 1), (7, 2)] and bk.counters.snapshots == 2
+    assert out.levels[-1][3] == DeltaFlags.LAST_IN_EVENT
