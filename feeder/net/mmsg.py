@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from feeder.net import validate
 from feeder.net.libc import function
+from feeder.net.memory import allocate
 from feeder.net.timestamps import RX_CONTROL_SIZE, rx_timestamp_ns, timestamp_from_ancdata
 
 #: Kernel limit on messages per sendmmsg/recvmmsg call (UIO_MAXIOV).
@@ -93,10 +94,10 @@ def _check_geometry(capacity: int, slot_size: int) -> None:
 class Slots:
     """``count`` fixed-size buffers in one block of memory, with a writable view of each."""
 
-    def __init__(self, count: int, size: int) -> None:
+    def __init__(self, count: int, size: int, huge_pages: bool = False) -> None:
         self.count = count
         self.size = size
-        self.memory = bytearray(count * size)
+        self.memory, self.huge = allocate(count * size, huge_pages)
         # The ctypes view pins the bytearray (it can no longer be resized) and gives its address.
         self._pin = (ctypes.c_char * len(self.memory)).from_buffer(self.memory)
         self.base = ctypes.addressof(self._pin)
@@ -113,6 +114,7 @@ class BatchSender(Protocol):
     capacity: int
     slot_size: int
     blocked: int
+    slots: Slots
 
     @property
     def pending(self) -> int: ...
@@ -149,13 +151,14 @@ class _StagingSender(abc.ABC):
         capacity: int,
         slot_size: int,
         destinations: Sequence[tuple[str, int]],
+        huge_pages: bool = False,
     ) -> None:
         _check_geometry(capacity, slot_size)
         self.sock = sock
         self.capacity = capacity
         self.slot_size = slot_size
         self.destinations = [validate.destination(d) for d in destinations]
-        self.slots = Slots(capacity, slot_size)
+        self.slots = Slots(capacity, slot_size, huge_pages)
         self.blocked = 0  # errno that stopped the last flush early (EAGAIN/ENOBUFS), else 0
         self._head = 0
         self._tail = 0
@@ -237,10 +240,11 @@ class MmsgSender(_StagingSender):
         slot_size: int = 1472,
         destinations: Sequence[tuple[str, int]] = (),
         flags: int = 0,
+        huge_pages: bool = False,
     ) -> None:
         if _sendmmsg is None:
             raise OSError(errno.ENOSYS, "libc has no sendmmsg: use PlainSender")
-        super().__init__(sock, capacity, slot_size, destinations)
+        super().__init__(sock, capacity, slot_size, destinations, huge_pages)
         self._fd = sock.fileno()
         self._flags = flags
         self._iov = (IoVec * capacity)()
@@ -315,8 +319,9 @@ class PlainSender(_StagingSender):
         slot_size: int = 1472,
         destinations: Sequence[tuple[str, int]] = (),
         flags: int = 0,
+        huge_pages: bool = False,
     ) -> None:
-        super().__init__(sock, capacity, slot_size, destinations)
+        super().__init__(sock, capacity, slot_size, destinations, huge_pages)
         self._flags = flags
         self._lengths = [0] * capacity
         self._dests = [0] * capacity
@@ -539,11 +544,13 @@ def make_sender(
     destinations: Sequence[tuple[str, int]] = (),
     *,
     prefer_mmsg: bool = True,
+    huge_pages: bool = False,
 ) -> BatchSender:
-    """``MmsgSender`` when available (and preferred), else ``PlainSender``."""
+    """``MmsgSender`` when available (and preferred), else ``PlainSender``. ``huge_pages``:
+    put the slots on huge pages when the host has them free."""
     if prefer_mmsg and mmsg_available():
-        return MmsgSender(sock, capacity, slot_size, destinations)
-    return PlainSender(sock, capacity, slot_size, destinations)
+        return MmsgSender(sock, capacity, slot_size, destinations, huge_pages=huge_pages)
+    return PlainSender(sock, capacity, slot_size, destinations, huge_pages=huge_pages)
 
 
 def make_receiver(

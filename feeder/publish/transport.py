@@ -98,6 +98,7 @@ class UdpTransport:
         prefer_mmsg: bool = True,
         netns: str | None = None,
         tx_timestamps: bool = False,
+        huge_pages: bool = True,
     ) -> UdpTransport:
         try:
             opened = open_sender(
@@ -111,7 +112,9 @@ class UdpTransport:
             )
         except (OSError, ValueError) as e:
             raise TransportUnavailable(f"kernel UDP socket on {iface_addr}: {e}") from e
-        sender = make_sender(opened.sock, batch, 1472, destinations, prefer_mmsg=prefer_mmsg)
+        sender = make_sender(
+            opened.sock, batch, 1472, destinations, prefer_mmsg=prefer_mmsg, huge_pages=huge_pages
+        )
         return cls(opened.sock, sender, opened.buffer, tx_timestamps)
 
     @property
@@ -166,4 +169,5 @@ class UdpTransport:
             d["sndbuf_capped"] = self.buffer.capped
             if self.buffer.capped:
                 d["sndbuf_fix"] = self.buffer.fix
+        d["huge_pages"] = self._sender.slots.huge
         return d
