@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     out = save("latency", {"duration_s": duration, "results": rows})
     print(
         f"(µs; t2w = exchange frame read -> kernel TX timestamp, e2e = send time -> receiver "
-        f"kernel RX timestamp) -> {path}",
+        f"kernel RX timestamp) -> {out}",
         file=sys.stderr,
     )
     return 0

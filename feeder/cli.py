@@ -32,6 +32,28 @@ def _channel_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _line_b_args(p: argparse.ArgumentParser, *, iface: bool = True) -> None:
+    p.add_argument(
+        "--group-b",
+        metavar="GROUP",
+        help="A/B feeds: line B's first multicast group (every packet is sent on both lines)",
+    )
+    p.add_argument(
+        "--port-b", type=int, metavar="PORT", help="line B's first port (default: --port)"
+    )
+    if iface:
+        p.add_argument("--iface-b", metavar="ADDR", help="line B's interface (default: --iface)")
+
+
+def _addr_port(spec: str, what: str) -> tuple[str, int]:
+    from feeder.net import validate
+
+    host, sep, port = spec.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{what} {spec!r}: expected ADDR:PORT, e.g. 10.0.0.5:31900")
+    return str(validate.ipv4(host, what)), validate.port(int(port))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="feeder", description="Market-data feeder: publish and receive binary multicast."
@@ -53,9 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--send-path",
-        choices=["auto", "udp", "udp-sendto"],
+        choices=["auto", "xdp", "udp", "udp-sendto"],
         default="auto",
-        help="transport: auto (best available), udp (kernel sendmmsg), udp-sendto",
+        help="transport: auto (AF_XDP if it works here, else kernel UDP), xdp (AF_XDP "
+        "required), udp (kernel sendmmsg), udp-sendto",
     )
     d.add_argument("--json", action="store_true", help="print the report as one JSON object")
     d.add_argument(
@@ -64,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         default="sim",
         help="sim: simulated exchanges through feeder run (default); synthetic: spine only",
     )
+    d.add_argument("--no-tune", action="store_true", help="run the feeder without self-tuning")
     d.add_argument(
         "--sim-fault",
         action="append",
@@ -76,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
         "--symbols", type=int, default=3, help="symbols per exchange (default %(default)s)"
     )
     _channel_args(d)
+    _line_b_args(d, iface=False)
+    d.add_argument(
+        "--no-ab", action="store_true", help="line A only (default: A/B feeds, line B on --group-b)"
+    )
+    d.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="no re-request service (default: the feeder answers, the receiver asks)",
+    )
+    _drop_args(d)
 
     r = sub.add_parser("run", help="connect to exchanges and publish their books and trades")
     r.add_argument("--config", metavar="FILE", help="TOML config (exchanges, symbols, channels)")
@@ -93,11 +127,39 @@ def _parser() -> argparse.ArgumentParser:
         help="use the simulator at URL (http://HOST:PORT) instead of the real exchanges",
     )
     r.add_argument("--iface", metavar="ADDR", help="address of the sending interface")
-    r.add_argument("--send-path", choices=["auto", "udp", "udp-sendto"], help="transport")
+    r.add_argument(
+        "--send-path",
+        choices=["auto", "xdp", "udp", "udp-sendto"],
+        help="transport: auto (AF_XDP zero-copy, copy, then kernel UDP), xdp (AF_XDP required;"
+        " kernel UDP only if it fails while running), udp, udp-sendto (default: config, auto)",
+    )
     r.add_argument("--duration", type=float, help="stop after S seconds")
     r.add_argument("--top-n", type=int, help="also publish the top N levels after each update")
+    r.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="no self-tuning (mlockall, CPU pinning): for comparisons",
+    )
+    r.add_argument("--cpu", type=int, help="pin the hot loop to this CPU (default: first isolated)")
+    r.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    r.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        help="address for /metrics (default %(default)s; 0.0.0.0 exposes it)",
+    )
     r.add_argument("--json", action="store_true", help="JSON report on stdout at exit")
     _channel_args(r)
+    _line_b_args(r)
+    r.add_argument(
+        "--recovery-listen",
+        metavar="ADDR:PORT",
+        help="answer receivers' re-requests for lost packets on this unicast address",
+    )
+    r.add_argument(
+        "--allow-any-recovery-addr",
+        action="store_true",
+        help="allow --recovery-listen 0.0.0.0 (answers re-requests on every interface)",
+    )
 
     sm = sub.add_parser("sim", help="serve simulated exchanges (real protocols) on loopback")
     sm.add_argument("--exchanges", default="binance", help="comma-separated (default %(default)s)")
@@ -171,12 +233,38 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="decode every message and rebuild the books (top 10 in the JSON summary)",
     )
+    _line_b_args(ls)
+    ls.add_argument(
+        "--dest-b",
+        action="append",
+        default=[],
+        metavar="GROUP:PORT",
+        help="a line-B group:port to join (repeatable); default: from --group-b/--port-b",
+    )
+    ls.add_argument(
+        "--recovery",
+        metavar="ADDR:PORT",
+        help="the feeder's re-request address: ask it for what is lost (feeder run "
+        "--recovery-listen)",
+    )
+    _drop_args(ls)
     ls.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return p
 
 
+def _drop_args(p: argparse.ArgumentParser) -> None:
+    for line in ("a", "b"):
+        p.add_argument(
+            f"--drop-{line}",
+            metavar="M:R",
+            help=f"inject loss on line {line.upper()}: the kernel drops data packets whose "
+            "first sequence number is R modulo M (a socket filter at the receiver)",
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from feeder.demo import DemoConfig, render, run_demo
+    from feeder.listen.dropfilter import DropRule
 
     rate = args.rate if args.rate is not None else (300 if args.source == "sim" else 20_000)
     cfg = DemoConfig(
@@ -191,12 +279,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         symbols=args.symbols,
         exchanges=tuple(e for e in args.exchanges.split(",") if e),
         sim_faults=tuple(args.sim_fault),
+        self_tune=not args.no_tune,
+        group_b=None if args.no_ab else (args.group_b or "239.200.0.1"),
+        port_b=args.port_b,
+        recovery=not args.no_recovery,
+        drop_a=DropRule.parse(args.drop_a) if args.drop_a else None,
+        drop_b=DropRule.parse(args.drop_b) if args.drop_b else None,
     )
     if cfg.duration_s <= 0 or cfg.rate <= 0:
         raise ValueError("--duration and --rate must be positive")
+    if cfg.drop_b is not None and cfg.group_b is None:
+        raise ValueError("--drop-b needs line B: leave out --no-ab")
     report = run_demo(cfg)
     print(json.dumps(report, indent=2) if args.json else render(report))
-    lost = report["gaps"] or report["received"] != report["sent"]
+    lost = report["missing_messages"] or report["received"] != report["sent"]
     return EXIT_PROBLEM if lost else EXIT_OK
 
 
@@ -221,6 +317,7 @@ def _run_config(args: argparse.Namespace) -> object:
 
     from feeder.config import ExchangeConfig, FeederConfig, check_symbols, load_config
     from feeder.exchanges import adapter_class
+    from feeder.net.validate import port as validate_port
 
     cfg = (
         load_config(args.config)
@@ -271,10 +368,42 @@ def _run_config(args: argparse.Namespace) -> object:
         cfg = dataclasses.replace(cfg, interface=args.iface)
     if args.send_path:
         cfg = dataclasses.replace(cfg, send_path=args.send_path)
+    if args.no_tune:
+        cfg = dataclasses.replace(cfg, self_tune=False)
+    if args.metrics_port is not None:
+        validate_port(args.metrics_port)
+        cfg = dataclasses.replace(
+            cfg, metrics_port=args.metrics_port, metrics_addr=args.metrics_addr
+        )
+    if args.cpu is not None:
+        if args.cpu not in os.sched_getaffinity(0):
+            raise ValueError(f"--cpu {args.cpu}: not one of this process's CPUs")
+        cfg = dataclasses.replace(cfg, cpu=args.cpu)
     if args.top_n is not None:
         if not 0 <= args.top_n <= 50:
             raise ValueError(f"--top-n {args.top_n}: use 0 (off) .. 50")
         cfg = dataclasses.replace(cfg, top_n=args.top_n)
+    return _lines_and_recovery(args, cfg)
+
+
+def _lines_and_recovery(args: argparse.Namespace, cfg: Any) -> object:
+    """--group-b/--port-b/--iface-b and --recovery-listen over the config, checked."""
+    import dataclasses
+
+    from feeder.config import check_lines_and_recovery
+
+    if args.group_b is not None:
+        cfg = dataclasses.replace(cfg, group_b=args.group_b)
+    if args.port_b is not None:
+        cfg = dataclasses.replace(cfg, port_b=args.port_b)
+    if args.iface_b is not None:
+        cfg = dataclasses.replace(cfg, interface_b=args.iface_b)
+    if args.recovery_listen:
+        addr, port = _addr_port(args.recovery_listen, "--recovery-listen")
+        cfg = dataclasses.replace(cfg, recovery_address=addr, recovery_port=port)
+    if args.allow_any_recovery_addr:
+        cfg = dataclasses.replace(cfg, allow_any_recovery_address=True)
+    check_lines_and_recovery(cfg)
     return cfg
 
 
@@ -369,17 +498,36 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    from feeder.listen.dropfilter import DropRule
     from feeder.listen.receiver import Receiver, ReceiverConfig, parse_destinations
+    from feeder.publish.ab import line_b
     from feeder.publish.channels import ChannelMap
 
+    make = ChannelMap.single if args.single_port else ChannelMap.multi
     if args.dest:
         dests = parse_destinations(args.dest)
     else:
-        make = ChannelMap.single if args.single_port else ChannelMap.multi
         dests = make(args.group, args.port, args.channels).destinations
+    dests_b: tuple[tuple[str, int], ...] = ()
+    if args.dest_b:
+        dests_b = parse_destinations(args.dest_b)
+    elif args.group_b:
+        a = make(args.group, args.port, args.channels)
+        port_b = args.port if args.port_b is None else args.port_b
+        dests_b = line_b(a, args.group_b, port_b).destinations
+    if (args.iface_b or args.drop_b) and not dests_b:
+        raise ValueError("--iface-b/--drop-b need line B: give --group-b or --dest-b")
     rx = Receiver(
         ReceiverConfig(
-            destinations=dests, iface_addr=args.iface, rcvbuf=args.rcvbuf, books=args.books
+            destinations=dests,
+            iface_addr=args.iface,
+            rcvbuf=args.rcvbuf,
+            books=args.books,
+            destinations_b=dests_b,
+            iface_b=args.iface_b,
+            recovery=_addr_port(args.recovery, "--recovery") if args.recovery else None,
+            drop_a=DropRule.parse(args.drop_a) if args.drop_a else None,
+            drop_b=DropRule.parse(args.drop_b) if args.drop_b else None,
         )
     )
     try:
@@ -395,6 +543,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 until_end=args.until_end,
                 on_tick=None if args.quiet else _status_line,
             )
+        rx.finish()
         summary = rx.summary()
     finally:
         rx.close()
@@ -402,7 +551,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         _status_line(rx)
-    return EXIT_PROBLEM if summary["gaps"] else EXIT_OK
+    # A gap that was recovered is not a problem; what is still missing is.
+    return EXIT_PROBLEM if summary["missing_messages"] else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,13 @@ Example (what a user writes for real exchanges)::
     group = "239.100.0.1"       # channel i -> group + i - 1, port + i - 1
     port = 31001
     count = 4
+    group_b = "239.200.0.1"     # optional A/B feeds: every packet also on line B's groups
+    # port_b = 31001            # (default: port); interface_b = "10.0.1.5" (default: interface)
+
+    [recovery]                  # optional re-request service (answers receivers' gap requests)
+    address = "10.0.0.5"        # unicast address receivers reach; 0.0.0.0 needs allow_any_address
+    port = 31900
+    buffer_packets = 2048       # packets kept per channel for re-requests
 
     [[exchanges]]
     name = "binance"
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from feeder.exchanges import ADAPTERS
+from feeder.net import validate
 
 
 class ConfigError(ValueError):
@@ -56,10 +64,21 @@ class FeederConfig:
     channels: int = 4
     single_port: bool = False
     exchanges: tuple[ExchangeConfig, ...] = field(default_factory=tuple)
-    metrics_port: int = 0
+    metrics_port: int = 0  # Prometheus /metrics on this port (0: off)
+    metrics_addr: str = "127.0.0.1"  # where /metrics listens: loopback unless asked
     netns: str | None = None
     top_n: int = 0  # also publish a bounded top-N view (BookLevels) after each book update
     tx_timestamps: bool = True  # kernel TX timestamps for tick-to-wire latency
+    self_tune: bool = True  # mlockall + pin the hot loop to an isolated CPU (see feeder/tuning)
+    cpu: int | None = None  # pin to this CPU instead of the first isolated one
+    show_tuning: bool = True  # print the self-tuning table at start
+    group_b: str | None = None  # A/B feeds: line B's first group (None: line A only)
+    port_b: int | None = None  # line B's first port (None: line A's)
+    interface_b: str | None = None  # line B's sending interface address (None: interface)
+    recovery_address: str | None = None  # answer re-requests on this address (None: off)
+    recovery_port: int = 31900
+    recovery_buffer_packets: int = 2048  # per channel, as sent
+    allow_any_recovery_address: bool = False  # accept 0.0.0.0 (every interface) when asked
 
 
 SEND_PATHS = ("auto", "xdp", "udp", "udp-sendto")
@@ -86,6 +105,34 @@ def _top_n(n: int) -> int:
     return n
 
 
+def check_lines_and_recovery(cfg: FeederConfig) -> None:
+    """A/B and recovery settings that are unsafe or cannot work, with the fix."""
+    try:
+        if cfg.group_b is not None:
+            validate.group(cfg.group_b)
+        if cfg.port_b is not None:
+            validate.port(cfg.port_b)
+        if cfg.interface_b is not None:
+            validate.iface_addr(cfg.interface_b)
+        if cfg.recovery_address is not None:
+            validate.ipv4(cfg.recovery_address, "recovery address")
+            validate.port(cfg.recovery_port)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if (cfg.port_b is not None or cfg.interface_b is not None) and cfg.group_b is None:
+        raise ConfigError("channels.port_b / interface_b need channels.group_b (line B's group)")
+    if not 16 <= cfg.recovery_buffer_packets <= 1 << 20:
+        raise ConfigError(
+            f"recovery.buffer_packets: {cfg.recovery_buffer_packets} must be 16..1048576"
+        )
+    if cfg.recovery_address == "0.0.0.0" and not cfg.allow_any_recovery_address:
+        raise ConfigError(
+            "recovery.address 0.0.0.0 would answer re-requests arriving on every interface; "
+            "give the address receivers reach the feeder on, or set allow_any_address = true "
+            "(--allow-any-recovery-addr) if that is really wanted"
+        )
+
+
 def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: str) -> None:
     adapter = ADAPTERS[exchange]
     for s in symbols:
@@ -94,11 +141,17 @@ def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: st
 
 
 def parse_config(doc: dict[str, Any]) -> FeederConfig:
-    _check_keys(doc, {"feeder", "channels", "exchanges"}, "config")
+    _check_keys(doc, {"feeder", "channels", "exchanges", "recovery"}, "config")
     f = doc.get("feeder", {})
     _check_keys(f, {"interface", "send_path", "ttl", "metrics_port", "top_n"}, "feeder")
     c = doc.get("channels", {})
-    _check_keys(c, {"group", "port", "count", "single_port"}, "channels")
+    _check_keys(
+        c,
+        {"group", "port", "count", "single_port", "group_b", "port_b", "interface_b"},
+        "channels",
+    )
+    rc = doc.get("recovery", {})
+    _check_keys(rc, {"address", "port", "buffer_packets", "allow_any_address"}, "recovery")
     send_path = _get(f, "send_path", str, "auto", "feeder")
     if send_path not in SEND_PATHS:
         raise ConfigError(f"feeder.send_path: {send_path!r} is not one of {', '.join(SEND_PATHS)}")
@@ -135,7 +188,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
                 _get(e, "rest_url", str, None, where),
             )
         )
-    return FeederConfig(
+    cfg = FeederConfig(
         interface=_get(f, "interface", str, "127.0.0.1", "feeder"),
         send_path=send_path,
         ttl=_get(f, "ttl", int, 1, "feeder"),
@@ -146,7 +199,16 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         channels=count,
         single_port=_get(c, "single_port", bool, False, "channels"),
         exchanges=tuple(exchanges),
+        group_b=_get(c, "group_b", str, None, "channels"),
+        port_b=_get(c, "port_b", int, None, "channels"),
+        interface_b=_get(c, "interface_b", str, None, "channels"),
+        recovery_address=_get(rc, "address", str, None, "recovery"),
+        recovery_port=_get(rc, "port", int, 31900, "recovery"),
+        recovery_buffer_packets=_get(rc, "buffer_packets", int, 2048, "recovery"),
+        allow_any_recovery_address=_get(rc, "allow_any_address", bool, False, "recovery"),
     )
+    check_lines_and_recovery(cfg)
+    return cfg
 
 
 def load_config(path: str) -> FeederConfig:

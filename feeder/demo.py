@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,9 +28,11 @@ from typing import Any
 import psutil
 from pyroute2 import netns as pyroute2_netns
 
+from feeder.listen.dropfilter import DropRule
 from feeder.net import snmp
 from feeder.net.netns import entered
 from feeder.net.topology import TwoHostTopology, list_stale, topology_support
+from feeder.publish.ab import line_b
 from feeder.publish.channels import ChannelMap
 from feeder.publish.publisher import Publisher
 from feeder.publish.sendpath import Candidate, SendPath
@@ -52,6 +55,13 @@ class DemoConfig:
     exchanges: tuple[str, ...] = ()  # default: every exchange the simulator speaks
     symbols: int = 3
     sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
+    self_tune: bool = True  # let feeder run lock memory and pin its hot loop
+    # A/B feeds and re-requests (sim source): line B's first group (None: line A only) ...
+    group_b: str | None = "239.200.0.1"
+    port_b: int | None = None  # ... and port (None: ``port``)
+    recovery: bool = True  # the feeder answers re-requests, the receiver asks for what it lost
+    drop_a: DropRule | None = None  # loss injected at the receiver (kernel socket filter)
+    drop_b: DropRule | None = None
 
 
 def remove_dead_demos() -> list[str]:
@@ -106,7 +116,12 @@ def _candidates(
 
     if cfg.send_path == "udp-sendto":
         return [udp(False)]
-    return [udp(True), udp(False)]
+    fallback = [udp(True), udp(False)]
+    if cfg.send_path == "xdp" or (cfg.send_path == "auto" and not loopback):
+        from feeder.runtime.app import xdp_candidates
+
+        return xdp_candidates(iface, dests, ttl=1, netns=netns) + fallback
+    return fallback
 
 
 def _hosttune_summary() -> dict[str, Any]:
@@ -186,6 +201,9 @@ def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
 
         path = SendPath(_candidates(cfg, tx_iface, chmap.destinations, tx_ns, topo is None))
         path.start()
+        from feeder.runtime.app import require_send_path
+
+        require_send_path(cfg.send_path, path)
         pub = Publisher(path, chmap)
         source = SyntheticSource(pub)
         say(f"demo: sending {cfg.rate} msg/s for {cfg.duration_s:g} s via {path.name}")
@@ -235,6 +253,31 @@ def run_synthetic(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         tmp.rmdir()
 
 
+def _render_lines(report: dict[str, Any]) -> list[str]:
+    """A/B arbitration and recovery, when the run had them."""
+    out = []
+    if loss := report.get("loss_injected"):
+        rules = "  ".join(
+            f"{line.upper()}: {text.split(' dropped')[0]}" for line, text in loss.items()
+        )
+        out.append(f"loss         injected at the receiver ({rules}); in kernel drops")
+    if ab := report.get("ab"):
+        a, b = ab["lines"]["a"], ab["lines"]["b"]
+        out.append(
+            f"A/B lines    A {a['packets']} pkts ({a['first']} first, {a['lost_messages']} msgs "
+            f"lost)  B {b['packets']} pkts ({b['first']} first, {b['lost_messages']} msgs lost)  "
+            f"lost on both {ab['lost_on_both_messages']}"
+        )
+    if rec := report.get("recovery"):
+        refused = rec["feeder"].get("refused", {})
+        out.append(
+            f"recovery     {rec['requests']} requests, {rec['recovered_messages']} msgs recovered,"
+            f" {rec['unrecoverable_messages']} unrecoverable; feeder served "
+            f"{rec['feeder'].get('served', 0)}, refused {sum(refused.values())}"
+        )
+    return out
+
+
 def render(report: dict[str, Any]) -> str:
     lat = report["latency_us"]
     ht = report["hosttune"]
@@ -250,6 +293,16 @@ def render(report: dict[str, Any]) -> str:
         f"kernel drops {report['drops']} {report['drops_detail'] or ''}".rstrip(),
         f"latency µs   p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  "
         f"p99.9 {lat['p999']}  max {lat['max']}  (send time -> kernel RX timestamp)",
+        *(
+            [
+                f"tick-to-wire p50 {ttw['p50']}  p95 {ttw['p95']}  p99 {ttw['p99']}  "
+                f"p99.9 {ttw['p999']}  max {ttw['max']} µs  (exchange frame read -> kernel TX "
+                f"timestamp, {ttw['count']} messages)"
+            ]
+            if (ttw := report.get("tick_to_wire_us"))
+            else []
+        ),
+        *_render_lines(report),
         *(
             f"  {name:<9} {ex['messages']:>7} msgs  {ex['resyncs']} resyncs  {ex['reconnects']} "
             f"reconnects  books equal {ex['books_equal']}/"
@@ -352,6 +405,65 @@ def compare_books(
     return out
 
 
+RECOVERY_PORT = 31900  # in the demo's own namespace; on loopback a free port is found
+
+
+def _free_udp_port(addr: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((addr, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _lines_argv(
+    cfg: DemoConfig, chmap: ChannelMap, tx_addr: str, loopback: bool
+) -> tuple[list[str], list[str]]:
+    """Extra arguments for ``feeder listen`` and ``feeder run``: line B, recovery, loss."""
+    listen: list[str] = []
+    run: list[str] = []
+    if cfg.group_b is not None:
+        port_b = cfg.port if cfg.port_b is None else cfg.port_b
+        for g, p in dict.fromkeys(line_b(chmap, cfg.group_b, port_b).destinations):
+            listen += ["--dest-b", f"{g}:{p}"]
+        run += ["--group-b", cfg.group_b, "--port-b", str(port_b)]
+    if cfg.recovery:
+        where = f"{tx_addr}:{_free_udp_port(tx_addr) if loopback else RECOVERY_PORT}"
+        listen += ["--recovery", where]
+        run += ["--recovery-listen", where]
+    for flag, rule in (("--drop-a", cfg.drop_a), ("--drop-b", cfg.drop_b)):
+        if rule is not None:
+            listen += [flag, str(rule)]
+    return listen, run
+
+
+def _lines_report(
+    cfg: DemoConfig, run_report: dict[str, Any], rx: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``ab`` and ``recovery`` sections: arbitration per line, what was re-requested."""
+    out: dict[str, Any] = {}
+    loss = {k: str(r) for k, r in (("a", cfg.drop_a), ("b", cfg.drop_b)) if r is not None}
+    if loss:
+        out["loss_injected"] = {
+            line: f"data packets with first_seq % {r.replace(':', ' == ')} dropped on line "
+            f"{line.upper()} (kernel socket filter at the receiver)"
+            for line, r in loss.items()
+        }
+    if "ab" in rx:
+        out["ab"] = {**run_report.get("ab", {}), **rx["ab"]}
+    if "recovery" in rx:
+        r = rx["recovery"]
+        out["recovery"] = {
+            "requests": r["requests"],
+            "retries": r["retries"],
+            "recovered_messages": r["recovered_messages"],
+            "unrecoverable_messages": r["unrecoverable_messages"],
+            "unrecoverable": r["unrecoverable"],
+            "receiver": r,
+            "feeder": run_report.get("recovery", {}),
+        }
+    return out
+
+
 def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
     from feeder.exchanges import ADAPTERS
     from feeder.sim.protocols import PROTOCOLS
@@ -423,6 +535,8 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         ]
         for g, p in dict.fromkeys(chmap.destinations):
             listen_argv += ["--dest", f"{g}:{p}"]
+        listen_lines, run_lines = _lines_argv(cfg, chmap, tx_addr, topo is None)
+        listen_argv += listen_lines
         snmp_before = udp_counters(topo)
         listener = _Proc("receiver", in_b(listen_argv), rx_ready)
         procs.append(listener)
@@ -431,7 +545,6 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         chan_args = ["--group", cfg.group, "--port", str(cfg.port), "--channels", str(cfg.channels)]
         if cfg.single_port:
             chan_args.append("--single-port")
-        send_path = "udp-sendto" if cfg.send_path == "udp-sendto" else "auto"
         feeder = _Proc(
             "feeder",
             in_a(
@@ -444,8 +557,10 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
                     tx_addr,
                     "--json",
                     "--send-path",
-                    send_path,
+                    cfg.send_path,
                     *chan_args,
+                    *run_lines,
+                    *([] if cfg.self_tune else ["--no-tune"]),
                 ]
             ),
             None,
@@ -488,6 +603,7 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
             "rate_msgs_per_s": round(run_report["sent"] / max(run_report["elapsed_s"], 1e-9), 1),
             "packets": run_report["packets"],
             "latency_us": rx["latency_us"],
+            "tick_to_wire_us": run_report.get("tick_to_wire_us", {}),
             "duration_s": run_report["elapsed_s"],
             "exchanges": {
                 name: {
@@ -504,6 +620,7 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
                 }
                 for name, ex in run_report["exchanges"].items()
             },
+            **_lines_report(cfg, run_report, rx),
             "hosttune": _hosttune_summary(),
         }
     finally:

@@ -46,12 +46,19 @@ class TickToWire:
     def __init__(self, histogram: Histogram | None = None) -> None:
         self.histogram = histogram or Histogram()
         self.packets = 0
+        # With A/B lines every packet is sent (and stamped) twice, back to back: only the first
+        # copy counts. Packets of a channel go out in sequence order, so "seen" is one number.
+        self._last_first_seq: dict[tuple[int, int], int] = {}
 
     def on_packet(self, payload: memoryview, tx_ns: int) -> None:
         """One sent packet (our wire bytes) and its TX timestamp."""
         header = decode_header(payload)
         if type(header) is not PacketHeader or header.kind is not PacketKind.DATA:
             return
+        key = (header.session_id, header.channel_id)
+        if header.first_seq <= self._last_first_seq.get(key, 0):
+            return  # the other line's copy
+        self._last_first_seq[key] = header.first_seq
         self.packets += 1
         size = len(payload)
         pos = header.header_len

@@ -4,16 +4,20 @@ Each channel has its own encoder, buffer and sequence counter. A packet is shipp
 message does not fit (size bound) or at ``poll`` (time bound: the runtime polls after each batch
 of input and on a timer). Idle channels send heartbeats carrying the next sequence; ``close``
 sends end-of-session. Sequence numbers are assigned when a packet is shipped and never reused.
+With a line B (A/B feeds) every packet, heartbeat and end-of-session is submitted twice, same
+bytes; with a retransmission store every data packet is also kept there for re-requests.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from feeder.publish.ab import b_index
 from feeder.publish.channels import ChannelMap
 from feeder.publish.sendpath import SendPath
+from feeder.recovery.buffer import RetransmitBuffer
 from feeder.wire import HEADER_SIZE, PacketEncoder, PacketFull
 
 
@@ -28,12 +32,14 @@ class ChannelStats:
 
 
 class _Writer:
-    __slots__ = ("buf", "dest", "enc", "last_ship_ns", "stats")
+    __slots__ = ("buf", "dest", "dest_b", "enc", "keep", "last_ship_ns", "stats")
 
     def __init__(self, enc: PacketEncoder, dest: int, channel: int, size: int) -> None:
         self.enc = enc
         self.buf = bytearray(size)
         self.dest = dest
+        self.dest_b = -1  # line B's destination index; -1: no line B
+        self.keep: RetransmitBuffer | None = None
         self.stats = ChannelStats(channel)
         self.last_ship_ns = 0
 
@@ -48,16 +54,28 @@ class Publisher:
         max_packet: int = 1400,
         heartbeat_ns: int = 1_000_000_000,
         clock: Callable[[], int] = time.time_ns,
+        line_b: ChannelMap | None = None,
+        retransmit: Mapping[int, RetransmitBuffer] | None = None,
     ) -> None:
+        """``line_b``: line B's destinations (``feeder.publish.ab.line_b``), whose indexes follow
+        line A's (the transport is opened with ``both_lines``). ``retransmit``: channel ->
+        buffer keeping every data packet sent on it."""
         self.path = path
         self.channels = channels
+        self.line_b = line_b
+        if line_b is not None and line_b.channels != channels.channels:
+            raise ValueError("line B must carry the same channels as line A")
         self.session_id = session_id if session_id is not None else time.time_ns()
         self.heartbeat_ns = heartbeat_ns
         self._clock = clock
         size = max_packet
         self._writers: dict[int, _Writer] = {}
-        for ch, dest in zip(channels.channels, channels.dest_of, strict=True):
+        for k, (ch, dest) in enumerate(zip(channels.channels, channels.dest_of, strict=True)):
             w = _Writer(PacketEncoder(self.session_id, ch, max_packet), dest, ch, size)
+            if line_b is not None:
+                w.dest_b = b_index(channels, line_b, k)
+            if retransmit is not None:
+                w.keep = retransmit.get(ch)
             w.enc.begin(w.buf, 1)
             w.last_ship_ns = clock()
             self._writers[ch] = w
@@ -146,12 +164,17 @@ class Publisher:
         st = w.stats
         now = self._clock()
         packet = enc.finish(now)
+        first = st.next_seq
         st.next_seq += n
         st.messages += n
         st.packets += 1
         st.bytes += len(packet)
         w.last_ship_ns = now
         self.path.submit(packet, w.dest)  # copies: the buffer is free again right away
+        if w.dest_b >= 0:
+            self.path.submit(packet, w.dest_b)
+        if w.keep is not None:
+            w.keep.add(first, n, packet)
         enc.begin(w.buf, st.next_seq)
 
     # --- time bound, heartbeats, end of session -------------------------------------------------
@@ -163,7 +186,10 @@ class Publisher:
             if w.enc.count:
                 self._ship(w)
             elif now - w.last_ship_ns >= self.heartbeat_ns:
-                self.path.submit(w.enc.heartbeat(self._control, w.stats.next_seq, now), w.dest)
+                hb = w.enc.heartbeat(self._control, w.stats.next_seq, now)
+                self.path.submit(hb, w.dest)
+                if w.dest_b >= 0:
+                    self.path.submit(hb, w.dest_b)
                 w.stats.heartbeats += 1
                 w.last_ship_ns = now
         self.path.flush()
@@ -176,7 +202,10 @@ class Publisher:
             self._ship(w)
         now = self._clock()
         for w in self._writers.values():
-            self.path.submit(w.enc.end_of_session(self._control, w.stats.next_seq, now), w.dest)
+            end = w.enc.end_of_session(self._control, w.stats.next_seq, now)
+            self.path.submit(end, w.dest)
+            if w.dest_b >= 0:
+                self.path.submit(end, w.dest_b)
         self.closed = True
         return self.path.drain(drain_timeout_s)
 

@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
+from feeder import tuning
 from feeder.book.sync import SymbolBook
 from feeder.config import FeederConfig
 from feeder.exchanges import adapter_class
 from feeder.instruments import Instrument, Registry
+from feeder.metrics.prom import FeederCollector
+from feeder.metrics.prom import serve as serve_metrics
 from feeder.metrics.ticktowire import TickToWire
+from feeder.publish.ab import both_lines, line_b, open_lines
 from feeder.publish.book_output import WireOutput
 from feeder.publish.channels import ChannelMap
 from feeder.publish.publisher import Publisher
 from feeder.publish.sendpath import Candidate, SendPath
-from feeder.publish.transport import UdpTransport
+from feeder.publish.transport import Transport, TransportUnavailable, UdpTransport
+from feeder.recovery.server import RecoveryEndpoint
 from feeder.runtime.connection import ExchangeConnection
 from feeder.runtime.router import ExchangeRouter
+from hosttune.host import Host
 
 log = logging.getLogger("feeder.run")
+RECOVERY_LINGER_S = 0.5  # re-requests still answered after end of session
 
 
 def channel_map(cfg: FeederConfig) -> ChannelMap:
@@ -35,27 +43,104 @@ def channel_map(cfg: FeederConfig) -> ChannelMap:
     return ChannelMap.multi(cfg.group, cfg.port, cfg.channels)
 
 
+def line_b_map(cfg: FeederConfig, chmap: ChannelMap) -> ChannelMap | None:
+    """Line B of A/B feeds (laid out like line A), or None when only line A is configured."""
+    if cfg.group_b is None:
+        return None
+    return line_b(chmap, cfg.group_b, cfg.port if cfg.port_b is None else cfg.port_b)
+
+
+def recovery_endpoint(cfg: FeederConfig, chmap: ChannelMap) -> RecoveryEndpoint | None:
+    if cfg.recovery_address is None:
+        return None
+    return RecoveryEndpoint(
+        chmap.channels,
+        cfg.recovery_address,
+        cfg.recovery_port,
+        buffer_packets=cfg.recovery_buffer_packets,
+        allow_any=cfg.allow_any_recovery_address,
+        netns=cfg.netns,
+    )
+
+
 def udp_candidates(cfg: FeederConfig, chmap: ChannelMap) -> list[Candidate]:
     loopback = cfg.interface.startswith("127.")
     ttl = 0 if loopback else cfg.ttl
+    b = line_b_map(cfg, chmap)
 
     def make(mmsg: bool) -> Candidate:
-        return Candidate(
-            "udp-sendmmsg" if mmsg else "udp-sendto",
-            lambda: UdpTransport.open(
-                cfg.interface,
-                chmap.destinations,
+        def open_one(iface: str, dests: Sequence[tuple[str, int]]) -> Transport:
+            return UdpTransport.open(
+                iface,
+                dests,
                 ttl=ttl,
                 loop=loopback,
                 prefer_mmsg=mmsg,
                 netns=cfg.netns,
                 tx_timestamps=cfg.tx_timestamps,
-            ),
+            )
+
+        return Candidate(
+            "udp-sendmmsg" if mmsg else "udp-sendto",
+            lambda: open_lines(open_one, cfg.interface, chmap, b, cfg.interface_b),
         )
 
     if cfg.send_path == "udp-sendto":
         return [make(False)]
     return [make(True), make(False)]
+
+
+def xdp_candidates(
+    iface: str,
+    destinations: Sequence[tuple[str, int]],
+    *,
+    ttl: int,
+    netns: str | None,
+    max_datagram: int = 1400,  # the Publisher's default max_packet
+) -> list[Candidate]:
+    """AF_XDP zero-copy, then copy mode (``xdp.transport``, imported only when tried)."""
+
+    def make(mode: Literal["zerocopy", "copy"]) -> Candidate:
+        def open_xdp() -> Transport:
+            try:
+                from xdp.transport import XdpTransport
+            except ImportError as e:
+                raise TransportUnavailable(f"AF_XDP support cannot be loaded: {e}") from e
+            return XdpTransport.open(
+                iface, destinations, mode=mode, ttl=ttl, netns=netns, max_datagram=max_datagram
+            )
+
+        return Candidate(f"xdp-{mode}", open_xdp)
+
+    return [make("zerocopy"), make("copy")]
+
+
+def send_candidates(cfg: FeederConfig, chmap: ChannelMap) -> list[Candidate]:
+    """The transports ``cfg.send_path`` allows, best first. ``auto`` and ``xdp`` put AF_XDP
+    ahead of kernel UDP, which stays behind it as the fallback for a failure while running
+    (``auto`` skips AF_XDP on loopback, where it has nothing to offer)."""
+    udp = udp_candidates(cfg, chmap)
+    loopback = cfg.interface.startswith("127.")
+    # AF_XDP sends on one interface: both A/B lines, unless line B has its own interface.
+    split = cfg.interface_b not in (None, cfg.interface)
+    if not split and (cfg.send_path == "xdp" or (cfg.send_path == "auto" and not loopback)):
+        dests = both_lines(chmap, line_b_map(cfg, chmap))
+        xdp = xdp_candidates(cfg.interface, dests, ttl=cfg.ttl, netns=cfg.netns)
+        return xdp + udp
+    return udp
+
+
+def require_send_path(send_path: str, path: SendPath) -> None:
+    """``xdp`` means AF_XDP: once ``path`` has started, refuse anything else (``ValueError``
+    with the reasons; the path is closed). Other choices accept what the path found."""
+    if send_path != "xdp" or path.name.startswith("xdp-"):
+        return
+    why = "; ".join(e.split(" ", 1)[1] for e in path.stats.events if " xdp-" in e)
+    path.close()
+    raise ValueError(
+        f"send path xdp: AF_XDP cannot be used here ({why or 'no AF_XDP candidate'}); "
+        "send path auto falls back to kernel UDP"
+    )
 
 
 class Flusher:
@@ -83,8 +168,15 @@ class FeederApp:
             raise ValueError("no exchanges configured: give --exchange/--symbols or a config file")
         self.cfg = cfg
         self.chmap = channel_map(cfg)
-        self.path = path if path is not None else SendPath(udp_candidates(cfg, self.chmap))
-        self.publisher = Publisher(self.path, self.chmap)
+        self.path = path if path is not None else SendPath(send_candidates(cfg, self.chmap))
+        self.line_b = line_b_map(cfg, self.chmap)
+        self.recovery = recovery_endpoint(cfg, self.chmap)
+        self.publisher = Publisher(
+            self.path,
+            self.chmap,
+            line_b=self.line_b,
+            retransmit=self.recovery.store if self.recovery is not None else None,
+        )
         self.registry = Registry()
         self.adapters = {}
         for ex in cfg.exchanges:
@@ -97,6 +189,7 @@ class FeederApp:
         self.books: dict[str, dict[str, SymbolBook]] = {}
         self.started = 0.0
         self.tick_to_wire = TickToWire()
+        self.tuning: list[tuning.Step] = []
 
     def _books(self, exchange: str) -> dict[str, SymbolBook]:
         adapter = self.adapters[exchange]
@@ -120,6 +213,15 @@ class FeederApp:
         flusher = Flusher(self.publisher, loop)
         if self.path.transport is None:
             self.path.start()
+            require_send_path(self.cfg.send_path, self.path)
+        self.tuning = tuning.self_tune(Host(), pin=self.cfg.self_tune, cpu=self.cfg.cpu)
+        if self.path.transport is not None:
+            self.tuning += tuning.transport(self.path.transport.info())
+        if self.recovery is not None:
+            await self.recovery.start(self.publisher.session_id)
+        if self.cfg.metrics_port:
+            collector = FeederCollector(self, lambda: {"tick_to_wire": self.tick_to_wire.histogram})
+            serve_metrics(self.cfg.metrics_port, self.cfg.metrics_addr, collector)
         self.output.definitions()
         self.publisher.poll()
         stop = asyncio.Event()
@@ -157,8 +259,9 @@ class FeederApp:
             ticker = asyncio.create_task(self._tick())
             # Start-up garbage is long-lived: move it out of the collector's sight so the hot
             # loop's collections stay short.
-            gc.collect()
-            gc.freeze()
+            self.tuning.append(tuning.tune_gc())
+            if self.cfg.show_tuning:
+                print(f"feeder run: self-tuning\n{tuning.table(self.tuning)}", file=sys.stderr)
             try:
                 if duration_s is None:
                     await stop.wait()
@@ -176,6 +279,10 @@ class FeederApp:
         drained = self.publisher.close()
         await asyncio.sleep(0.01)  # the last TX timestamps reach the error queue
         self.path.drain_tx(self.tick_to_wire.on_packet)
+        if self.recovery is not None:
+            # Receivers may still be asking for the last packets before end of session.
+            await asyncio.sleep(RECOVERY_LINGER_S)
+            self.recovery.close()
         report = self.report()
         report["drained"] = drained
         self.path.close()
@@ -221,6 +328,12 @@ class FeederApp:
             "sent": sum(s.messages for s in stats),
             "packets": sum(s.packets for s in stats),
             "tick_to_wire_us": self.tick_to_wire.histogram.summary().scaled(1000.0),
+            "tuning": tuning.as_json(self.tuning),
+            "channels": [asdict(s) for s in stats],
+            "send_fallbacks": self.path.stats.fallbacks,
+            "send_backlog": self.path.backlog,
             "elapsed_s": round(time.monotonic() - self.started, 3),
             "exchanges": exchanges,
+            **({"ab": {"line_b": self.line_b.describe()}} if self.line_b is not None else {}),
+            **({"recovery": self.recovery.report()} if self.recovery is not None else {}),
         }

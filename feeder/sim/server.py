@@ -299,4 +299,9 @@ class Simulator:
                 symbols = list(ex.markets)
                 for i in range(max(due, 0)):
                     await ex.step(symbols[(done[name] + i) % len(symbols)])
+                    if i % 32 == 31:
+                        # Sends rarely block, so without this the generator would hold the
+                        # loop for whole bursts and REST snapshots / subscriptions would wait
+                        # seconds behind it, as no real exchange makes them wait.
+                        await asyncio.sleep(0)
                 done[name] += max(due, 0)

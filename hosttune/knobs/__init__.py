@@ -14,6 +14,7 @@ from hosttune.knobs.numa import NumaKnob
 from hosttune.knobs.swap import SwapKnob
 from hosttune.knobs.sysctl import SysctlKnob
 from hosttune.knobs.thp import ThpKnob
+from hosttune.knobs.xdp import XdpKnob
 
 
 def all_knobs() -> list[Knob]:
@@ -29,4 +30,5 @@ def all_knobs() -> list[Knob]:
         SysctlKnob(),
         NicKnob(),
         BpfKnob(),
+        XdpKnob(),
     ]

@@ -42,3 +42,27 @@ def test_payload_extraction_handles_ethernet_and_bare_ip() -> None:
     assert bytes(udp_payload(memoryview(eth + ip + udp + b"DATA")) or b"") == b"DATA"
     assert bytes(udp_payload(memoryview(ip + udp + b"XY")) or b"") == b"XY"
     assert udp_payload(memoryview(b"\x00" * 10)) is None
+
+
+def test_a_b_copies_are_counted_once() -> None:
+    from feeder.publish.ab import line_b
+
+    a = ChannelMap.single("239.255.77.2", 45878, 1)
+    b = line_b(a, "239.255.78.2", 45879)
+    t = UdpTransport.open("127.0.0.1", [*a.destinations, *b.destinations], ttl=0, loop=False,
+                          tx_timestamps=True)
+    path = SendPath()
+    path.attach(t)
+    pub = Publisher(path, a, line_b=b)
+    ttw = TickToWire()
+    for i in range(100):
+        pub.trade(1, 1, Side.BUY, 0, 100, 1, i, 0, time.time_ns())
+    pub.poll()
+    deadline = time.monotonic() + 2
+    while ttw.histogram.count < 100 and time.monotonic() < deadline:
+        path.drain_tx(ttw.on_packet)
+        time.sleep(0.01)
+    time.sleep(0.05)
+    path.drain_tx(ttw.on_packet)
+    assert ttw.histogram.count == 100
+    path.close()
