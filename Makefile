@@ -5,7 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and demo use when present (tc/ip for humans, procps for sysctl).
-APT_PKGS := iproute2 procps kmod ethtool
+# The provisioning tests build a Debian root (debootstrap), boot it (qemu, busybox initramfs,
+# e2fsprogs for the image) and validate the Vagrantfile; check mode's apt module needs python3-apt.
+APT_PKGS := iproute2 procps kmod ethtool debootstrap qemu-system-x86 busybox-static e2fsprogs \
+            vagrant vagrant-libvirt python3-apt python3-venv
 
 .PHONY: demo test lint bench check clean
 

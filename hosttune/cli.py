@@ -236,6 +236,12 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export-ansible"]:
+        # The Ansible role's defaults, generated from the profile (one set of numbers).
+        from hosttune.export import main as export_main
+
+        return export_main(argv[1:])
     args = _parser().parse_args(argv)
     handler = {"check": cmd_check, "apply": cmd_apply, "revert": cmd_revert, "params": cmd_params}[
         args.cmd
