@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="EXCHANGE:KIND[@EVENTS]",
         help="have the simulator inject a fault (repeatable), e.g. binance:skip_sequence@100",
     )
+    d.add_argument(
+        "--faults",
+        nargs="*",
+        metavar="NAME",
+        help="run the fault matrix (all faults, or the NAMEs given); the JSON gains "
+        "a faults list: name, injected, detected, recovered, ok",
+    )
     d.add_argument("--exchanges", default="", help="comma-separated (default: all simulated)")
     d.add_argument(
         "--symbols", type=int, default=3, help="symbols per exchange (default %(default)s)"
@@ -143,9 +150,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cpu", type=int, help="pin the hot loop to this CPU (default: first isolated)")
     r.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     r.add_argument(
+        "--sender-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fault injection: create the sender S seconds after the exchanges start",
+    )
+    r.add_argument(
+        "--xdp-unavailable",
+        metavar="REASON",
+        help="fault injection: treat AF_XDP as unavailable for REASON",
+    )
+    r.add_argument(
         "--metrics-addr",
         default="127.0.0.1",
         help="address for /metrics (default %(default)s; 0.0.0.0 exposes it)",
+    )
+    r.add_argument("--ttl", type=int, help="multicast TTL (default: config, 1)")
+    r.add_argument(
+        "--allow-ttl",
+        action="store_true",
+        help="allow a TTL above 1 (the feed then crosses routers)",
     )
     r.add_argument("--json", action="store_true", help="JSON report on stdout at exit")
     _channel_args(r)
@@ -248,6 +273,20 @@ def _parser() -> argparse.ArgumentParser:
         "--recovery-listen)",
     )
     _drop_args(ls)
+    ls.add_argument(
+        "--pause-after",
+        type=int,
+        metavar="N",
+        help="fault injection: stop reading for --pause-s after N datagrams",
+    )
+    ls.add_argument("--pause-s", type=float, default=0.0, metavar="S")
+    ls.add_argument(
+        "--min-sessions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --until-end: wait for N sessions to end (a feeder restart)",
+    )
     ls.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return p
 
@@ -279,6 +318,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         symbols=args.symbols,
         exchanges=tuple(e for e in args.exchanges.split(",") if e),
         sim_faults=tuple(args.sim_fault),
+        faults=None if args.faults is None else tuple(args.faults),
         self_tune=not args.no_tune,
         group_b=None if args.no_ab else (args.group_b or "239.200.0.1"),
         port_b=args.port_b,
@@ -293,7 +333,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(cfg)
     print(json.dumps(report, indent=2) if args.json else render(report))
     lost = report["missing_messages"] or report["received"] != report["sent"]
-    return EXIT_PROBLEM if lost else EXIT_OK
+    failed = [f for f in report.get("faults", []) if not f["ok"]]
+    return EXIT_PROBLEM if lost or failed else EXIT_OK
 
 
 def _status_line(rx: object) -> None:
@@ -366,10 +407,19 @@ def _run_config(args: argparse.Namespace) -> object:
         check_symbols(ex.name, ex.symbols, f"--symbols for {ex.name}")
     if args.iface:
         cfg = dataclasses.replace(cfg, interface=args.iface)
+    if args.ttl is not None:
+        cfg = dataclasses.replace(cfg, ttl=args.ttl)
+    if args.allow_ttl:
+        cfg = dataclasses.replace(cfg, allow_ttl_above_1=True)
     if args.send_path:
         cfg = dataclasses.replace(cfg, send_path=args.send_path)
     if args.no_tune:
         cfg = dataclasses.replace(cfg, self_tune=False)
+    if args.sender_delay < 0:
+        raise ValueError("--sender-delay must be >= 0")
+    cfg = dataclasses.replace(
+        cfg, sender_delay_s=args.sender_delay, xdp_unavailable=args.xdp_unavailable
+    )
     if args.metrics_port is not None:
         validate_port(args.metrics_port)
         cfg = dataclasses.replace(
@@ -410,13 +460,19 @@ def _lines_and_recovery(args: argparse.Namespace, cfg: Any) -> object:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from feeder.config import FeederConfig
+    from feeder.config import FeederConfig, check_exposure
+    from feeder.privileges import drop_for
     from feeder.runtime.app import FeederApp
 
     cfg = _run_config(args)
     assert isinstance(cfg, FeederConfig)
+    check_exposure(cfg)
+    # First, while this is the only thread and before any socket: keep only what cfg needs.
+    privileges = drop_for(cfg)
+    print(f"feeder run: {privileges.summary()}", file=sys.stderr)
     app = FeederApp(cfg)
     report = _event_loop_run(app.run(args.duration))
+    report["privileges"] = privileges.as_json()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -542,6 +598,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 until_end=args.until_end,
                 on_tick=None if args.quiet else _status_line,
+                pause_after=args.pause_after,
+                pause_s=args.pause_s,
+                min_sessions=args.min_sessions,
             )
         rx.finish()
         summary = rx.summary()

@@ -72,6 +72,10 @@ class FeederConfig:
     self_tune: bool = True  # mlockall + pin the hot loop to an isolated CPU (see feeder/tuning)
     cpu: int | None = None  # pin to this CPU instead of the first isolated one
     show_tuning: bool = True  # print the self-tuning table at start
+    # Fault injection (the demo's fault matrix): start the sender this long after the
+    # exchanges, and pretend AF_XDP is unavailable with this reason.
+    sender_delay_s: float = 0.0
+    xdp_unavailable: str | None = None
     group_b: str | None = None  # A/B feeds: line B's first group (None: line A only)
     port_b: int | None = None  # line B's first port (None: line A's)
     interface_b: str | None = None  # line B's sending interface address (None: interface)
@@ -79,6 +83,7 @@ class FeederConfig:
     recovery_port: int = 31900
     recovery_buffer_packets: int = 2048  # per channel, as sent
     allow_any_recovery_address: bool = False  # accept 0.0.0.0 (every interface) when asked
+    allow_ttl_above_1: bool = False  # multicast beyond the first router only when asked
 
 
 SEND_PATHS = ("auto", "xdp", "udp", "udp-sendto")
@@ -133,6 +138,26 @@ def check_lines_and_recovery(cfg: FeederConfig) -> None:
         )
 
 
+def check_exposure(cfg: FeederConfig) -> None:
+    """Settings that would send the feed further than meant: refused unless asked for."""
+    if not 0 <= cfg.ttl <= 255:
+        raise ConfigError(f"feeder.ttl: {cfg.ttl} must be 0..255")
+    if cfg.ttl > 1 and not cfg.allow_ttl_above_1:
+        raise ConfigError(
+            f"feeder.ttl = {cfg.ttl}: multicast with a TTL above 1 is forwarded past the first "
+            "router, off the local network; if the feed must be routed, say so with "
+            "allow_ttl_above_1 = true in [feeder] (or --allow-ttl)"
+        )
+    lines = (("feeder.interface", cfg.interface), ("channels.interface_b", cfg.interface_b))
+    for key, addr in lines:
+        if addr == "0.0.0.0":
+            raise ConfigError(
+                f"{key} = 0.0.0.0 (INADDR_ANY) lets the routing table choose where the multicast "
+                "goes, e.g. out of the default route; give the address of the interface that "
+                "carries the feed (--iface ADDR)"
+            )
+
+
 def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: str) -> None:
     adapter = ADAPTERS[exchange]
     for s in symbols:
@@ -143,7 +168,11 @@ def check_symbols(exchange: str, symbols: list[str] | tuple[str, ...], where: st
 def parse_config(doc: dict[str, Any]) -> FeederConfig:
     _check_keys(doc, {"feeder", "channels", "exchanges", "recovery"}, "config")
     f = doc.get("feeder", {})
-    _check_keys(f, {"interface", "send_path", "ttl", "metrics_port", "top_n"}, "feeder")
+    _check_keys(
+        f,
+        {"interface", "send_path", "ttl", "allow_ttl_above_1", "metrics_port", "top_n"},
+        "feeder",
+    )
     c = doc.get("channels", {})
     _check_keys(
         c,
@@ -192,6 +221,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         interface=_get(f, "interface", str, "127.0.0.1", "feeder"),
         send_path=send_path,
         ttl=_get(f, "ttl", int, 1, "feeder"),
+        allow_ttl_above_1=_get(f, "allow_ttl_above_1", bool, False, "feeder"),
         metrics_port=_get(f, "metrics_port", int, 0, "feeder"),
         top_n=_top_n(_get(f, "top_n", int, 0, "feeder")),
         group=_get(c, "group", str, "239.100.0.1", "channels"),
@@ -208,7 +238,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         allow_any_recovery_address=_get(rc, "allow_any_address", bool, False, "recovery"),
     )
     check_lines_and_recovery(cfg)
-    return cfg
+    return cfg  # check_exposure runs once flags are applied: --allow-ttl may allow the file's TTL
 
 
 def load_config(path: str) -> FeederConfig:

@@ -10,6 +10,7 @@ host's ``hosttune check`` summary.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from typing import Any
 import psutil
 from pyroute2 import netns as pyroute2_netns
 
+from feeder.faults import Plan
 from feeder.listen.dropfilter import DropRule
 from feeder.net import snmp
 from feeder.net.netns import entered
@@ -56,6 +58,7 @@ class DemoConfig:
     symbols: int = 3
     sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
     self_tune: bool = True  # let feeder run lock memory and pin its hot loop
+    faults: tuple[str, ...] | None = None  # the fault matrix: () = every fault
     # A/B feeds and re-requests (sim source): line B's first group (None: line A only) ...
     group_b: str | None = "239.200.0.1"
     port_b: int | None = None  # ... and port (None: ``port``)
@@ -381,6 +384,33 @@ def _http(netns: str | None, method: str, url: str) -> Any:
         return call()
 
 
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report for a feeder that ran more than once (a restart): counters add up, the
+    last run's state and latency stand."""
+    merged = dict(runs[-1])
+    for key in ("sent", "packets", "queued_without_sender"):
+        merged[key] = sum(r.get(key, 0) for r in runs)
+    merged["elapsed_s"] = sum(r["elapsed_s"] for r in runs)
+    merged["send_path_events"] = [e for r in runs for e in r["send_path_events"]]
+    exchanges: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        for name, ex in r["exchanges"].items():
+            into = exchanges.get(name)
+            if into is None:
+                exchanges[name] = {**ex, "parse_errors": dict(ex["parse_errors"])}
+                continue
+            for k, v in ex.items():
+                if k == "parse_errors":
+                    for reason, n in v.items():
+                        into[k][reason] = into[k].get(reason, 0) + n
+                elif isinstance(v, int) and not isinstance(v, bool):
+                    into[k] = into.get(k, 0) + v
+                else:
+                    into[k] = v  # state, last error, symbols: the last run's
+    merged["exchanges"] = exchanges
+    return merged
+
+
 def compare_books(
     truth: dict[str, Any], got: dict[str, Any], depths: dict[str, int]
 ) -> dict[str, Any]:
@@ -470,6 +500,19 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
     exchanges = list(cfg.exchanges) or [e for e in ADAPTERS if e in PROTOCOLS]
+    plan = None
+    if cfg.faults is not None:
+        plan = Plan.build(cfg.faults, cfg.rate)
+        exchanges += sorted(plan.exchanges() - set(exchanges))
+        cfg = dataclasses.replace(
+            cfg,
+            sim_faults=cfg.sim_faults + tuple(plan.sim),
+            drop_a=cfg.drop_a or plan.drop_a,
+            drop_b=cfg.drop_b or plan.drop_b,
+            duration_s=max(cfg.duration_s, 10.0),
+            group_b=cfg.group_b or "239.200.0.1",
+            recovery=True,
+        )
     chmap = _channel_map(cfg)
     support = topology_support()
     tmp = Path(tempfile.mkdtemp(prefix="feeder-demo-"))
@@ -537,6 +580,9 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
             listen_argv += ["--dest", f"{g}:{p}"]
         listen_lines, run_lines = _lines_argv(cfg, chmap, tx_addr, topo is None)
         listen_argv += listen_lines
+        if plan is not None:
+            listen_argv += plan.listen
+            run_lines += plan.run
         snmp_before = udp_counters(topo)
         listener = _Proc("receiver", in_b(listen_argv), rx_ready)
         procs.append(listener)
@@ -545,31 +591,36 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         chan_args = ["--group", cfg.group, "--port", str(cfg.port), "--channels", str(cfg.channels)]
         if cfg.single_port:
             chan_args.append("--single-port")
-        feeder = _Proc(
-            "feeder",
-            in_a(
-                [
-                    *py,
-                    "run",
-                    "--sim",
-                    sim_url,
-                    "--iface",
-                    tx_addr,
-                    "--json",
-                    "--send-path",
-                    cfg.send_path,
-                    *chan_args,
-                    *run_lines,
-                    *([] if cfg.self_tune else ["--no-tune"]),
-                ]
-            ),
-            None,
+        feeder_argv = in_a(
+            [
+                *py,
+                "run",
+                "--sim",
+                sim_url,
+                "--iface",
+                tx_addr,
+                "--json",
+                "--send-path",
+                cfg.send_path,
+                *chan_args,
+                *run_lines,
+                *([] if cfg.self_tune else ["--no-tune"]),
+            ]
         )
+        feeder = _Proc("feeder", feeder_argv, None)
         procs.append(feeder)
         say(f"demo: simulator -> feeder run -> multicast -> feeder listen for {cfg.duration_s:g} s")
+        earlier_runs: list[dict[str, Any]] = []
+        restart_at = time.monotonic() + cfg.duration_s / 2 if plan and plan.restart else None
         deadline = time.monotonic() + cfg.duration_s
         while time.monotonic() < deadline and feeder.p.poll() is None:
             time.sleep(0.1)
+            if restart_at is not None and time.monotonic() >= restart_at:
+                restart_at = None
+                say("demo: restarting feeder run (fault matrix: feeder_restart)")
+                earlier_runs.append(feeder.json(*feeder.stop()))
+                feeder = _Proc("feeder", feeder_argv, None)
+                procs.append(feeder)
         if feeder.p.poll() is not None:
             _, err = feeder.finish(5)
             raise RuntimeError(
@@ -580,13 +631,13 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
         time.sleep(1.5)
         truth = _http(tx_ns, "GET", f"{sim_url}/control/books?depth=10")
         sim_stats = _http(tx_ns, "GET", f"{sim_url}/control/stats")
-        run_report = feeder.json(*feeder.stop())
+        run_report = merge_runs([*earlier_runs, feeder.json(*feeder.stop())])
         rx = listener.json(*listener.finish(30))
         sim.stop()
         drops = udp_drops(topo, snmp_before)
         depths = {name: min(10, ADAPTERS[name].book_depth or 10) for name in exchanges}
         books = compare_books(truth, rx.get("books", {}), depths)
-        return {
+        report: dict[str, Any] = {
             "topology": topology,
             "channels": chmap.describe(),
             "send_path": run_report["send_path"],
@@ -621,8 +672,14 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
                 for name, ex in run_report["exchanges"].items()
             },
             **_lines_report(cfg, run_report, rx),
+            "sessions": max((c["sessions"] for c in rx.get("channels", [])), default=0),
+            "queued_without_sender": run_report.get("queued_without_sender", 0),
+            "receiver_paused_s": rx.get("paused_s", 0.0),
             "hosttune": _hosttune_summary(),
         }
+        if plan is not None:
+            report["faults"] = plan.judge(report)
+        return report
     finally:
         for proc in procs:
             if proc.p.poll() is None:

@@ -101,7 +101,7 @@ class BinanceAdapter(Adapter):
                     parse(data["p"], ps),
                     parse(data["q"], qs),
                     int(data["t"]),
-                    data["T"] * MS,
+                    int(data["T"]) * MS,  # int() first: "ab" * MS would be a 2 MB string
                     receive_ts_ns,
                 )
             elif kind == "depthUpdate":
@@ -111,14 +111,16 @@ class BinanceAdapter(Adapter):
                         False,
                         self._levels(data["b"]),
                         self._levels(data["a"]),
-                        first_seq=data["U"],
-                        last_seq=data["u"],
-                        exchange_ts_ns=data["E"] * MS,
+                        first_seq=int(data["U"]),
+                        last_seq=int(data["u"]),
+                        exchange_ts_ns=int(data["E"]) * MS,
                         receive_ts_ns=receive_ts_ns,
                     ),
                 )
             else:
                 sink.control("info", f"unhandled event {kind!r}")
+        except ParseError:
+            raise
         except InexactValue as e:
             raise ParseError("inexact", str(e)) from None
         except (KeyError, TypeError, ValueError) as e:
@@ -145,6 +147,8 @@ class BinanceAdapter(Adapter):
                 last_seq=int(d["lastUpdateId"]),
                 receive_ts_ns=receive_ts_ns,
             )
+        except ParseError:
+            raise
         except InexactValue as e:
             raise ParseError("inexact", str(e)) from None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:

@@ -161,7 +161,7 @@ class KrakenAdapter(Adapter):
             raise
         except InexactValue as e:
             raise ParseError("inexact", str(e)) from None
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise ParseError("missing_field", f"{type(e).__name__}: {e}") from None
 
     def _book(self, kind: str, data: list[dict[str, Any]], receive_ts_ns: int, sink: Sink) -> None:

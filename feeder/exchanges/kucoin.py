@@ -74,6 +74,16 @@ def trade_id(text: str) -> int:
     return 0
 
 
+def _ping_interval(ms: object) -> float | None:
+    """``pingInterval`` in seconds. It paces a sleep loop, so zero, negative, ``true`` or days
+    (a ping flood, or none) are refused rather than used."""
+    if ms is None:
+        return None
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not 1 <= ms <= 3_600_000:
+        raise ParseError("bad_token", f"pingInterval {ms!r:.40} is not 1 ms .. 1 h")
+    return float(ms) / 1000
+
+
 class KucoinAdapter(Adapter):
     name = "kucoin"
     symbol_pattern = r"[A-Z0-9]+-[A-Z0-9]+"
@@ -120,8 +130,7 @@ class KucoinAdapter(Adapter):
         base = ws_base.rstrip("/") + "/" if ws_base else endpoint
         self.connect_id = uuid.uuid4().hex
         query = urlencode({"token": token, "connectId": self.connect_id})
-        interval = float(interval_ms) / 1000 if isinstance(interval_ms, int | float) else None
-        return f"{base}?{query}", interval
+        return f"{base}?{query}", _ping_interval(interval_ms)
 
     # --- subscriptions -------------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ from feeder.net.timestamps import await_rx_stamping, enable_rx_software
 from feeder.recovery.client import ClientSettings, RecoveryClient
 from feeder.wire import Packet, PacketHeader, PacketKind, Reject, decode_header, decode_packet
 
+SO_RCVBUFFORCE = 33  # linux/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN)
+RECOVERY_RCVBUF = 16 << 20
+
 DATA, HEARTBEAT = PacketKind.DATA, PacketKind.HEARTBEAT
 
 
@@ -65,6 +68,7 @@ class Receiver:
         self.bytes = 0
         self.truncated = 0
         self.buffers: list[BufferReport] = []
+        self.paused_s = 0.0
         self.books = ReceiverBooks() if cfg.books else None
         self._selector = selectors.DefaultSelector()
         self._rx: list[BatchReceiver] = []
@@ -126,6 +130,12 @@ class Receiver:
             socket.socket(family, kind) if cfg.netns is None else socket_in(cfg.netns, family, kind)
         )
         self._socks.append(sock)
+        # Answers arrive as bursts of whole packets: the default buffer (~200 KiB) overflows
+        # and the recovered data would be lost again.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECOVERY_RCVBUF)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECOVERY_RCVBUF)
         try:
             sock.bind((cfg.iface_addr, 0))
         except OSError as e:
@@ -250,13 +260,22 @@ class Receiver:
         tick_s: float = 1.0,
         on_tick: Callable[[Receiver], None] | None = None,
         idle_exit_s: float | None = None,
+        pause_after: int | None = None,
+        pause_s: float = 0.0,
+        min_sessions: int = 1,
     ) -> None:
         """Receive until ``count`` messages, ``duration_s`` elapsed, every channel ended
-        (``until_end``), or ``idle_exit_s`` without traffic after the first packet."""
+        (``until_end``), or ``idle_exit_s`` without traffic after the first packet.
+        ``pause_after``/``pause_s``: stop reading once for ``pause_s`` after that many
+        datagrams (fault injection: a receiver slower than the feed)."""
         start = time.monotonic()
         next_tick = start + tick_s
         last_rx = start
         while True:
+            if pause_after is not None and self.datagrams >= pause_after:
+                self.paused_s += pause_s
+                time.sleep(pause_s)  # the kernel queues, then drops: what a slow consumer does
+                pause_after = None
             got = self.poll(0.05)
             now = time.monotonic()
             if got:
@@ -271,7 +290,9 @@ class Receiver:
             if (
                 until_end
                 and self.tracker.channels
-                and all(c.ended for c in self.tracker.channels.values())
+                and all(
+                    c.ended and c.sessions >= min_sessions for c in self.tracker.channels.values()
+                )
                 and not self.settling
             ):
                 return
@@ -301,6 +322,7 @@ class Receiver:
             "latency_us": self.latency_ns.summary().scaled(1000.0),
             "rcvbuf": [str(b) for b in self.buffers],
             "elapsed_s": round(elapsed, 3),
+            "paused_s": self.paused_s,
             "channels": chans,
             **({"books": self.books.top(10)} if self.books is not None else {}),
             **({"ab": self.arbiter.summary()} if self.arbiter is not None else {}),

@@ -124,10 +124,23 @@ def send_candidates(cfg: FeederConfig, chmap: ChannelMap) -> list[Candidate]:
     # AF_XDP sends on one interface: both A/B lines, unless line B has its own interface.
     split = cfg.interface_b not in (None, cfg.interface)
     if not split and (cfg.send_path == "xdp" or (cfg.send_path == "auto" and not loopback)):
+        if cfg.xdp_unavailable is not None:
+            return [
+                _unavailable(f"xdp-{m}", cfg.xdp_unavailable) for m in ("zerocopy", "copy")
+            ] + udp
         dests = both_lines(chmap, line_b_map(cfg, chmap))
         xdp = xdp_candidates(cfg.interface, dests, ttl=cfg.ttl, netns=cfg.netns)
         return xdp + udp
     return udp
+
+
+def _unavailable(name: str, reason: str) -> Candidate:
+    """A candidate that cannot be created (fault injection: AF_XDP unavailable)."""
+
+    def fail() -> Transport:
+        raise TransportUnavailable(reason)
+
+    return Candidate(name, fail)
 
 
 def require_send_path(send_path: str, path: SendPath) -> None:
@@ -211,9 +224,11 @@ class FeederApp:
     async def run(self, duration_s: float | None = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         flusher = Flusher(self.publisher, loop)
-        if self.path.transport is None:
-            self.path.start()
-            require_send_path(self.cfg.send_path, self.path)
+        if self.path.transport is None and self.cfg.sender_delay_s > 0:
+            # Fault injection: exchanges start first, the sender later; packets queue meanwhile.
+            loop.call_later(self.cfg.sender_delay_s, self._start_sender)
+        elif self.path.transport is None:
+            self._start_sender()
         self.tuning = tuning.self_tune(Host(), pin=self.cfg.self_tune, cpu=self.cfg.cpu)
         if self.path.transport is not None:
             self.tuning += tuning.transport(self.path.transport.info())
@@ -288,6 +303,10 @@ class FeederApp:
         self.path.close()
         return report
 
+    def _start_sender(self) -> None:
+        self.path.start()
+        require_send_path(self.cfg.send_path, self.path)
+
     async def _tick(self) -> None:
         """Time bound for packets and heartbeats; instrument definitions every 10 s."""
         next_defs = time.monotonic() + 10
@@ -331,6 +350,8 @@ class FeederApp:
             "tuning": tuning.as_json(self.tuning),
             "channels": [asdict(s) for s in stats],
             "send_fallbacks": self.path.stats.fallbacks,
+            "queued_without_sender": self.path.stats.queued_without_sender,
+            "send_backlog_peak": self.path.stats.backlog_peak,
             "send_backlog": self.path.backlog,
             "elapsed_s": round(time.monotonic() - self.started, 3),
             "exchanges": exchanges,

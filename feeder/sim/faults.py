@@ -12,6 +12,7 @@ class FaultKind(Enum):
     CORRUPT_CHECKSUM = "corrupt_checksum"  # one book update carries a wrong checksum
     MALFORMED = "malformed"  # a frame that is not valid JSON / not the exchange's format
     STALL = "stall"  # send nothing for a while, connection kept open
+    DOWN = "down"  # close every connection and refuse new ones for a while (an outage)
     BURST = "burst"  # many updates at once
 
 
@@ -24,7 +25,8 @@ class Fault:
 
     @staticmethod
     def parse(spec: str) -> Fault:
-        """``skip_sequence`` or ``stall@300`` (after 300 events)."""
+        """``skip_sequence``, ``stall@300`` (after 300 events), ``down@300/4`` (for 4 s)."""
+        spec, _, secs = spec.partition("/")
         name, _, at = spec.partition("@")
         try:
             kind = FaultKind(name)
@@ -33,4 +35,8 @@ class Fault:
             raise ValueError(f"unknown fault {name!r} (known: {known})") from None
         if at and not at.isdigit():
             raise ValueError(f"fault {spec!r}: the part after @ is an event count")
-        return Fault(kind, int(at) if at else 200)
+        try:
+            seconds = float(secs) if secs else 2.0
+        except ValueError:
+            raise ValueError(f"fault {spec!r}: the part after / is a number of seconds") from None
+        return Fault(kind, int(at) if at else 200, seconds=seconds)

@@ -80,6 +80,8 @@ class SimExchange:
     events: int = 0
     frames_skipped: int = 0
     stalled_until: float = 0.0
+    down_until: float = 0.0
+    refused: int = 0
 
     def __post_init__(self) -> None:
         self.markets = {
@@ -89,7 +91,10 @@ class SimExchange:
         self.conns: set[SimConnection] = set()
         self.protocol = self.make_protocol(self)
 
-    async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self.down_until:
+            self.refused += 1
+            return web.Response(status=503, text="exchange down (simulated outage)")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = SimConnection(ws, self.protocol.binary_frames, dict(request.query))
@@ -159,6 +164,10 @@ class SimExchange:
                     await conn.send('{"unexpected": "shape"}')
             elif kind is FaultKind.STALL:
                 self.stalled_until = time.monotonic() + st.fault.seconds
+            elif kind is FaultKind.DOWN:
+                self.down_until = time.monotonic() + st.fault.seconds
+                for conn in list(self.conns):
+                    await conn.ws.close()
             elif kind is FaultKind.BURST:
                 pass  # the generator sends a burst when it sees the fired state
         return skip
@@ -272,6 +281,7 @@ class Simulator:
                 "events": ex.events,
                 "connections": len(ex.conns),
                 "frames_skipped": ex.frames_skipped,
+                "refused_connections": ex.refused,
                 "faults": [
                     {"name": st.fault.kind.value, "fired": st.fired, "at_event": st.fired_at_event}
                     for st in ex.faults
