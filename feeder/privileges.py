@@ -118,6 +118,8 @@ def needs(cfg: FeederConfig) -> list[Need]:
     """Every capability ``feeder run`` with ``cfg`` can use, and why."""
     split = cfg.interface_b not in (None, cfg.interface)
     out = send_path_needs(cfg.send_path, cfg.interface.startswith("127."), split)
+    if cfg.xdp_unavailable is not None:  # the fault matrix's "AF_XDP unavailable": never tried
+        out = []
     if cfg.self_tune and all(n.cap != CAP_IPC_LOCK for n in out):
         out.append(Need(CAP_IPC_LOCK, "self-tuning: mlockall beyond RLIMIT_MEMLOCK", False))
     if cfg.netns is not None:

@@ -17,8 +17,6 @@ from typing import ClassVar, Protocol
 from feeder.book.orderbook import OrderBook
 from feeder.book.sequence import SequenceRule
 
-U64_MAX = (1 << 64) - 1
-
 
 class ParseError(ValueError):
     """A frame the adapter cannot use; ``reason`` is a short code for counting."""
@@ -50,11 +48,9 @@ class BookUpdate:
     def __post_init__(self) -> None:
         # These go on the wire as u64, possibly long after parse (a delta buffered until its
         # REST snapshot arrives): refuse them now, while the frame can still be counted as bad.
-        if not (
-            0 <= self.first_seq <= U64_MAX
-            and 0 <= self.last_seq <= U64_MAX
-            and 0 <= self.exchange_ts_ns <= U64_MAX
-        ):
+        # One test for all three: a negative int has sign bits above bit 63 too; a float or
+        # str raises TypeError here, which the adapter counts like any wrong type.
+        if (self.first_seq | self.last_seq | self.exchange_ts_ns) >> 64:
             raise ParseError(
                 "out_of_range",
                 f"sequence {self.first_seq}..{self.last_seq} or time {self.exchange_ts_ns} "

@@ -85,6 +85,9 @@ def test_af_xdp_needs_raw_admin_bpf_and_ipc_lock() -> None:
         send_path="auto", interface="10.0.0.5", group_b="239.200.0.1", interface_b="10.0.1.5"
     )
     assert caps(replace(split, self_tune=False)) == set()
+    # the fault matrix's "AF_XDP unavailable" never tries it either
+    xdp_cfg = FeederConfig(send_path="xdp", interface="10.0.0.5", self_tune=False)
+    assert caps(replace(xdp_cfg, xdp_unavailable="injected")) == set()
 
 
 def test_tuning_namespaces_and_low_ports() -> None:
