@@ -12,10 +12,23 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
+
+import orjson
 
 from feeder.book.orderbook import OrderBook
 from feeder.book.sequence import SequenceRule
+
+
+def json_object(frame: str | bytes) -> dict[str, Any]:
+    """A frame's JSON object; ParseError ``bad_json`` / ``unexpected`` for anything else."""
+    try:
+        msg = orjson.loads(frame)
+    except orjson.JSONDecodeError as e:
+        raise ParseError("bad_json", str(e)) from None
+    if not isinstance(msg, dict):
+        raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+    return msg
 
 
 class ParseError(ValueError):

@@ -34,7 +34,15 @@ from typing import Any
 import orjson
 
 from feeder.book.sequence import NoSequence, SequenceRule
-from feeder.exchanges.base import Adapter, BookUpdate, ParseError, Ping, Sink, SnapshotSource
+from feeder.exchanges.base import (
+    Adapter,
+    BookUpdate,
+    ParseError,
+    Ping,
+    Sink,
+    SnapshotSource,
+    json_object,
+)
 from feeder.normalize.decimal import InexactValue, parse
 from feeder.wire import Exchange, Side
 
@@ -104,12 +112,7 @@ class CoinbaseAdapter(Adapter):
         return self._request("unsubscribe", symbols)
 
     def parse(self, frame: str | bytes, receive_ts_ns: int, sink: Sink) -> None:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError as e:
-            raise ParseError("bad_json", str(e)) from None
-        if not isinstance(msg, dict):
-            raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+        msg = json_object(frame)
         try:
             kind = msg["type"]
             if kind == "l2update":

@@ -39,7 +39,15 @@ import orjson
 
 from feeder.book.orderbook import OrderBook
 from feeder.book.sequence import Increment, SequenceRule
-from feeder.exchanges.base import Adapter, BookUpdate, ParseError, Ping, Sink, SnapshotSource
+from feeder.exchanges.base import (
+    Adapter,
+    BookUpdate,
+    ParseError,
+    Ping,
+    Sink,
+    SnapshotSource,
+    json_object,
+)
 from feeder.normalize.decimal import InexactValue, from_float
 from feeder.wire import Exchange, Side
 
@@ -132,12 +140,7 @@ class KrakenAdapter(Adapter):
     # --- frames -------------------------------------------------------------------------------
 
     def parse(self, frame: str | bytes, receive_ts_ns: int, sink: Sink) -> None:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError as e:
-            raise ParseError("bad_json", str(e)) from None
-        if not isinstance(msg, dict):
-            raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+        msg = json_object(frame)
         try:
             channel = msg.get("channel")
             if channel == "book":

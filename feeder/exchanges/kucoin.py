@@ -49,6 +49,7 @@ from feeder.exchanges.base import (
     Request,
     Sink,
     SnapshotSource,
+    json_object,
 )
 from feeder.normalize.decimal import InexactValue, parse
 from feeder.wire import Exchange, Side
@@ -163,12 +164,7 @@ class KucoinAdapter(Adapter):
     # --- frames --------------------------------------------------------------------------------
 
     def parse(self, frame: str | bytes, receive_ts_ns: int, sink: Sink) -> None:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError as e:
-            raise ParseError("bad_json", str(e)) from None
-        if not isinstance(msg, dict):
-            raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+        msg = json_object(frame)
         kind = msg.get("type")
         try:
             if kind == "message":

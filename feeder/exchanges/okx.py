@@ -29,7 +29,15 @@ import orjson
 
 from feeder.book.orderbook import OrderBook
 from feeder.book.sequence import PrevLinked, SequenceRule
-from feeder.exchanges.base import Adapter, BookUpdate, ParseError, Ping, Sink, SnapshotSource
+from feeder.exchanges.base import (
+    Adapter,
+    BookUpdate,
+    ParseError,
+    Ping,
+    Sink,
+    SnapshotSource,
+    json_object,
+)
 from feeder.normalize.decimal import InexactValue, parse, render
 from feeder.wire import Exchange, Side
 
@@ -111,12 +119,7 @@ class OkxAdapter(Adapter):
         if frame == "pong" or frame == b"pong":  # the answer to our text ping, not JSON
             sink.control("pong", "pong")
             return
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError as e:
-            raise ParseError("bad_json", str(e)) from None
-        if not isinstance(msg, dict):
-            raise ParseError("unexpected", f"top-level {type(msg).__name__}")
+        msg = json_object(frame)
         event = msg.get("event")
         if event is not None:
             self._event(event, msg, sink)
