@@ -185,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow --recovery-listen 0.0.0.0 (answers re-requests on every interface)",
     )
+    r.add_argument(
+        "--recovery-buffer",
+        type=int,
+        metavar="PACKETS",
+        help="packets kept per channel for re-requests (default 2048, config "
+        "recovery.buffer_packets); size it for the longest receiver stall to be repaired",
+    )
 
     sm = sub.add_parser("sim", help="serve simulated exchanges (real protocols) on loopback")
     sm.add_argument("--exchanges", default="binance", help="comma-separated (default %(default)s)")
@@ -453,6 +460,8 @@ def _lines_and_recovery(args: argparse.Namespace, cfg: Any) -> object:
         cfg = dataclasses.replace(cfg, recovery_address=addr, recovery_port=port)
     if args.allow_any_recovery_addr:
         cfg = dataclasses.replace(cfg, allow_any_recovery_address=True)
+    if args.recovery_buffer is not None:
+        cfg = dataclasses.replace(cfg, recovery_buffer_packets=args.recovery_buffer)
     check_lines_and_recovery(cfg)
     return cfg
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,6 +88,12 @@ def test_run_refuses_listening_on_every_interface() -> None:
     assert "every interface" in p.stderr and "--allow-any-recovery-addr" in p.stderr
 
 
+def test_run_explains_a_recovery_buffer_out_of_range() -> None:
+    p = feeder("run", "--exchange", "binance", "--symbols", "BTCUSDT", "--recovery-buffer", "4")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "recovery.buffer_packets: 4 must be 16..1048576" in p.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -100,3 +107,15 @@ def test_listen_explains_bad_flags(args: list[str], message: str) -> None:
     p = feeder("listen", "--iface", "127.0.0.1", "--duration", "0.1", *args)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in p.stderr
+
+
+def test_recovery_buffer_flag_overrides_the_config(tmp_path: Path) -> None:
+    from feeder.cli import _parser, _run_config
+
+    config = tmp_path / "feeder.toml"
+    config.write_text("[recovery]\nbuffer_packets = 512\n")
+    base = ["run", "--config", str(config), "--exchange", "binance", "--symbols", "X1"]
+    cfg = _run_config(_parser().parse_args(base))
+    assert isinstance(cfg, FeederConfig) and cfg.recovery_buffer_packets == 512
+    cfg = _run_config(_parser().parse_args([*base, "--recovery-buffer", "8192"]))
+    assert isinstance(cfg, FeederConfig) and cfg.recovery_buffer_packets == 8192
