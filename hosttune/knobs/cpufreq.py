@@ -239,9 +239,7 @@ class CpufreqKnob(Knob):
         if stuck:
             parts.append(f"no runtime switch (no readable 'disable'): {_grouped(stuck)}")
         if not parts:
-            parts.append(
-                f"disabled: {_grouped(deep)}" if deep else f"none deeper than {max_us} µs"
-            )
+            parts.append(f"disabled: {_grouped(deep)}" if deep else f"none deeper than {max_us} µs")
         if unknown:
             parts.append(f"unreadable latency: {', '.join(sorted({s.name for s in unknown}))}")
         observed = "; ".join(parts) + f" ({context})"

@@ -22,8 +22,12 @@ LIMITS_CONF = "/etc/security/limits.conf"
 LIMITS_DIR = "/etc/security/limits.d"
 LIMITS_DROPIN = f"{LIMITS_DIR}/90-hosttune-memlock.conf"
 # systemd's unit search path, highest priority first: a unit in /etc masks the packaged one.
-UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
-             "/usr/lib/systemd/system")
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
 UNIT_DROPIN_NAME = "90-hosttune-memlock.conf"
 SYSTEM_CONF = "/etc/systemd/system.conf"
 SYSTEM_CONF_DIR = "/etc/systemd/system.conf.d"

@@ -65,9 +65,13 @@ class NumaKnob(Knob):
         if len(_nodes(host)) == 1:
             observed += "; single NUMA node, so there is nothing to migrate"
         ok = _ok(value, wanted)
-        fix = "" if ok else (
-            f"run `hosttune apply` (sysctl -w kernel.numa_balancing={_want(wanted)}, "
-            f"persisted in {DROPIN})"
+        fix = (
+            ""
+            if ok
+            else (
+                f"run `hosttune apply` (sysctl -w kernel.numa_balancing={_want(wanted)}, "
+                f"persisted in {DROPIN})"
+            )
         )
         status = Status.PASS if ok else Status.FAIL
         return [CheckResult(rid, title, status, observed, expected, fix)]

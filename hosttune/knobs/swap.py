@@ -144,9 +144,13 @@ class SwapKnob(Knob):
             why = f"unexpected content in {SWAPPINESS}: {raw.strip()!r}"
             return skip(rid, title, why, expected)
         ok = value <= section.swappiness_max
-        fix = "" if ok else (
-            f"run `hosttune apply` (sysctl -w vm.swappiness={section.swappiness_max}, "
-            f"persisted in {DROPIN})"
+        fix = (
+            ""
+            if ok
+            else (
+                f"run `hosttune apply` (sysctl -w vm.swappiness={section.swappiness_max}, "
+                f"persisted in {DROPIN})"
+            )
         )
         return CheckResult(
             rid, title, Status.PASS if ok else Status.FAIL, str(value), expected, fix=fix

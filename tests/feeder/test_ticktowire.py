@@ -49,8 +49,9 @@ def test_a_b_copies_are_counted_once() -> None:
 
     a = ChannelMap.single("239.255.77.2", 45878, 1)
     b = line_b(a, "239.255.78.2", 45879)
-    t = UdpTransport.open("127.0.0.1", [*a.destinations, *b.destinations], ttl=0, loop=False,
-                          tx_timestamps=True)
+    t = UdpTransport.open(
+        "127.0.0.1", [*a.destinations, *b.destinations], ttl=0, loop=False, tx_timestamps=True
+    )
     path = SendPath()
     path.attach(t)
     pub = Publisher(path, a, line_b=b)
