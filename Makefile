@@ -35,6 +35,7 @@ check: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hosttune feeder xdp tests $(wildcard bench)
+	$(BIN)/ruff format --check hosttune feeder xdp tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: $(STAMP) lint

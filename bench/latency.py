@@ -5,7 +5,9 @@ Each cell runs ``feeder demo --json`` (simulator -> feeder run -> veth -> receiv
 exchange (binance, 4 symbols) at a target rate of market messages per second, and reports
 tick-to-wire (exchange frame read -> kernel TX timestamp; kernel UDP only, AF_XDP has no
 kernel TX stamp) and end-to-end (packet send time -> receiver's kernel RX timestamp)
-percentiles in µs. Usage: ``python -m bench.latency [--quick] [--rates 1000,10000]``.
+percentiles in µs. ``flush µs`` is ``feeder run --flush-us``: 50 (the default) lets a burst of
+frames share packets for up to 50 µs, 0 sends after every frame.
+Usage: ``python -m bench.latency [--quick] [--rates 1000,10000]``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from bench.common import save, table
 MSGS_PER_EVENT = 1.6  # the simulated market: ~1.6 wire messages per event (measured)
 
 
-def run_cell(rate: int, tune: bool, path: str, duration: float) -> dict[str, Any]:
+# (send path, self-tuning, --flush-us): the default, the lowest-latency flush, untuned, AF_XDP.
+CELLS: tuple[tuple[str, bool, int], ...] = (
+    ("udp", True, 50),
+    ("udp", True, 0),
+    ("udp", False, 50),
+    ("xdp", True, 50),
+    ("xdp", False, 50),
+)
+
+
+def run_cell(rate: int, tune: bool, path: str, duration: float, flush_us: int) -> dict[str, Any]:
     events = max(1, int(rate / MSGS_PER_EVENT))
     argv = [
         sys.executable,
@@ -39,6 +51,8 @@ def run_cell(rate: int, tune: bool, path: str, duration: float) -> dict[str, Any
         str(duration),
         "--send-path",
         path,
+        "--flush-us",
+        str(flush_us),
     ]
     if not tune:
         argv.append("--no-tune")
@@ -65,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     duration = 3.0 if args.quick else args.duration
     rows: list[dict[str, Any]] = []
     for rate in rates:
-        for path in ("udp", "xdp"):
-            for tune in (True, False):
-                cell = run_cell(rate, tune, path, duration)
-                rows.append({"target_msgs_per_s": rate, "path": path, "self_tune": tune, **cell})
+        for path, tune, flush_us in CELLS:
+            cell = run_cell(rate, tune, path, duration, flush_us)
+            rows.append(
+                {
+                    "target_msgs_per_s": rate,
+                    "path": path,
+                    "self_tune": tune,
+                    "flush_us": flush_us,
+                    **cell,
+                }
+            )
 
     def pct(d: dict[str, Any], k: str) -> object:
         return d.get(k, "-") if d and d.get("count") else "-"
@@ -79,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 "target/s",
                 "path",
                 "tuned",
+                "flush µs",
                 "msgs/s",
                 "gaps",
                 "t2w p50",
@@ -93,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     r["target_msgs_per_s"],
                     r.get("send_path", r["path"]),
                     "yes" if r["self_tune"] else "no",
+                    r["flush_us"],
                     r.get("msgs_per_s", "-"),
                     r.get("gaps", "-"),
                     pct(r.get("tick_to_wire_us", {}), "p50"),

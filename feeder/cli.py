@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--no-tune", action="store_true", help="run the feeder without self-tuning")
     d.add_argument(
+        "--flush-us", type=int, metavar="US", help="passed to feeder run (batching delay bound)"
+    )
+    d.add_argument(
         "--sim-fault",
         action="append",
         default=[],
@@ -184,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-any-recovery-addr",
         action="store_true",
         help="allow --recovery-listen 0.0.0.0 (answers re-requests on every interface)",
+    )
+    r.add_argument(
+        "--flush-us",
+        type=int,
+        metavar="US",
+        help="inside a burst of frames, send once the oldest unsent frame is this old "
+        "(default 50; 0: after every frame; config feeder.flush_us)",
     )
     r.add_argument(
         "--recovery-buffer",
@@ -327,6 +337,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim_faults=tuple(args.sim_fault),
         faults=None if args.faults is None else tuple(args.faults),
         self_tune=not args.no_tune,
+        flush_us=args.flush_us,
         group_b=None if args.no_ab else (args.group_b or "239.200.0.1"),
         port_b=args.port_b,
         recovery=not args.no_recovery,
@@ -422,6 +433,10 @@ def _run_config(args: argparse.Namespace) -> object:
         cfg = dataclasses.replace(cfg, send_path=args.send_path)
     if args.no_tune:
         cfg = dataclasses.replace(cfg, self_tune=False)
+    if args.flush_us is not None:
+        if not 0 <= args.flush_us <= 1_000_000:
+            raise ValueError(f"--flush-us {args.flush_us}: give 0 .. 1000000 µs")
+        cfg = dataclasses.replace(cfg, flush_us=args.flush_us)
     if args.sender_delay < 0:
         raise ValueError("--sender-delay must be >= 0")
     cfg = dataclasses.replace(

@@ -72,6 +72,9 @@ class FeederConfig:
     self_tune: bool = True  # mlockall + pin the hot loop to an isolated CPU (see feeder/tuning)
     cpu: int | None = None  # pin to this CPU instead of the first isolated one
     show_tuning: bool = True  # print the self-tuning table at start
+    # A packet leaves when the loop is idle or, inside a burst, once its first frame is this
+    # old (µs): the bound on batching delay; 0 sends after every frame.
+    flush_us: int = 50
     # Fault injection (the demo's fault matrix): start the sender this long after the
     # exchanges, and pretend AF_XDP is unavailable with this reason.
     sender_delay_s: float = 0.0
@@ -102,6 +105,12 @@ def _check_keys(table: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+
+
+def _flush_us(us: int) -> int:
+    if not 0 <= us <= 1_000_000:
+        raise ConfigError(f"feeder.flush_us: {us} must be 0 (send after every frame) .. 1000000")
+    return us
 
 
 def _top_n(n: int) -> int:
@@ -170,7 +179,15 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
     f = doc.get("feeder", {})
     _check_keys(
         f,
-        {"interface", "send_path", "ttl", "allow_ttl_above_1", "metrics_port", "top_n"},
+        {
+            "interface",
+            "send_path",
+            "ttl",
+            "allow_ttl_above_1",
+            "metrics_port",
+            "top_n",
+            "flush_us",
+        },
         "feeder",
     )
     c = doc.get("channels", {})
@@ -224,6 +241,7 @@ def parse_config(doc: dict[str, Any]) -> FeederConfig:
         allow_ttl_above_1=_get(f, "allow_ttl_above_1", bool, False, "feeder"),
         metrics_port=_get(f, "metrics_port", int, 0, "feeder"),
         top_n=_top_n(_get(f, "top_n", int, 0, "feeder")),
+        flush_us=_flush_us(_get(f, "flush_us", int, 50, "feeder")),
         group=_get(c, "group", str, "239.100.0.1", "channels"),
         port=_get(c, "port", int, 31001, "channels"),
         channels=count,

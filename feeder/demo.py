@@ -58,6 +58,7 @@ class DemoConfig:
     symbols: int = 3
     sim_faults: tuple[str, ...] = ()  # EXCHANGE:KIND[@EVENTS], injected by the simulator
     self_tune: bool = True  # let feeder run lock memory and pin its hot loop
+    flush_us: int | None = None  # feeder run --flush-us (None: its default)
     faults: tuple[str, ...] | None = None  # the fault matrix: () = every fault
     # A/B feeds and re-requests (sim source): line B's first group (None: line A only) ...
     group_b: str | None = "239.200.0.1"
@@ -605,6 +606,7 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
                 *chan_args,
                 *run_lines,
                 *([] if cfg.self_tune else ["--no-tune"]),
+                *([] if cfg.flush_us is None else ["--flush-us", str(cfg.flush_us)]),
             ]
         )
         feeder = _Proc("feeder", feeder_argv, None)

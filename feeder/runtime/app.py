@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -156,23 +156,50 @@ def require_send_path(send_path: str, path: SendPath) -> None:
     )
 
 
-class Flusher:
-    """Coalesces "a frame was handled" into one publisher poll per event-loop turn: packets go
-    out as soon as the loop is idle, batched across everything that arrived together."""
+NOTHING_UNSENT = 1 << 62  # later than any read time
 
-    def __init__(self, publisher: Publisher, loop: asyncio.AbstractEventLoop) -> None:
+
+class Flusher:
+    """When packets leave: as soon as the event loop is idle (one publisher poll per loop turn,
+    batched across everything that arrived together), and, inside a burst of frames that the
+    read loop handles back to back without yielding, once the oldest unsent frame was read
+    ``max_delay_ns`` ago (0: after every frame). Without that bound the first frame of a burst
+    waits for the whole burst: a 5 ms exchange tick of 30 frames held tick-to-wire p50 at
+    ~700 µs and p99 at ~20 ms."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        loop: asyncio.AbstractEventLoop,
+        max_delay_ns: int = 50_000,
+        clock: Callable[[], int] = time.time_ns,  # the clock frames' read times come from
+    ) -> None:
         self.publisher = publisher
         self.loop = loop
+        self.max_delay_ns = max_delay_ns
+        self.clock = clock
         self.pending = False
+        self.oldest_ns = NOTHING_UNSENT  # read time of the oldest frame not yet sent
+        self.bounded = 0  # polls made inside a burst because of the bound
 
-    def request(self) -> None:
+    def request(self, read_ns: int) -> None:
+        """A frame read at ``read_ns`` was handled: its messages wait in the publisher."""
+        if read_ns < self.oldest_ns:
+            self.oldest_ns = read_ns
         if not self.pending:
             self.pending = True
             self.loop.call_soon(self._run)
+        if self.clock() - self.oldest_ns >= self.max_delay_ns:
+            self.bounded += 1
+            self._poll()
 
     def _run(self) -> None:
         self.pending = False
+        self._poll()
+
+    def _poll(self) -> None:
         self.publisher.poll()
+        self.oldest_ns = NOTHING_UNSENT
 
 
 class FeederApp:
@@ -203,6 +230,7 @@ class FeederApp:
         self.started = 0.0
         self.tick_to_wire = TickToWire()
         self.tuning: list[tuning.Step] = []
+        self.flusher: Flusher | None = None
 
     def _books(self, exchange: str) -> dict[str, SymbolBook]:
         adapter = self.adapters[exchange]
@@ -223,7 +251,8 @@ class FeederApp:
 
     async def run(self, duration_s: float | None = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        flusher = Flusher(self.publisher, loop)
+        flusher = Flusher(self.publisher, loop, self.cfg.flush_us * 1000)
+        self.flusher = flusher
         if self.path.transport is None and self.cfg.sender_delay_s > 0:
             # Fault injection: exchanges start first, the sender later; packets queue meanwhile.
             loop.call_later(self.cfg.sender_delay_s, self._start_sender)
@@ -346,6 +375,10 @@ class FeederApp:
             "session_id": self.publisher.session_id,
             "sent": sum(s.messages for s in stats),
             "packets": sum(s.packets for s in stats),
+            "flush": {
+                "max_delay_us": self.cfg.flush_us,
+                "bounded_polls": self.flusher.bounded if self.flusher is not None else 0,
+            },
             "tick_to_wire_us": self.tick_to_wire.histogram.summary().scaled(1000.0),
             "tuning": tuning.as_json(self.tuning),
             "channels": [asdict(s) for s in stats],

@@ -67,7 +67,7 @@ class ExchangeConnection:
         *,
         url: str | None = None,
         rest_url: str | None = None,
-        after_frame: Callable[[], None] = lambda: None,
+        after_frame: Callable[[int], None] = lambda read_ns: None,
         backoff: Backoff = Backoff(),
         seed: int | None = None,
     ) -> None:
@@ -211,14 +211,15 @@ class ExchangeConnection:
                 ) as r:
                     r.raise_for_status()
                     body = await r.read()
-                update = self.adapter.parse_snapshot(symbol, body, time.time_ns())
+                read_ns = time.time_ns()
+                update = self.adapter.parse_snapshot(symbol, body, read_ns)
             except (aiohttp.ClientError, TimeoutError, ParseError) as e:
                 log.warning("%s %s snapshot: %s", self.adapter.name, symbol, e)
                 await asyncio.sleep(self.backoff.delay(attempt + 1, self._rng))
                 continue
             self.stats.snapshots_fetched += 1
             self.books[symbol].load_snapshot(update)
-            self.after_frame()
+            self.after_frame(read_ns)
             return
 
     async def _pinger(self, ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> None:
@@ -252,7 +253,7 @@ class ExchangeConnection:
                     errors[e.reason] = errors.get(e.reason, 0) + 1
                     if errors[e.reason] <= 3:
                         log.warning("%s: bad frame (%s): %.200r", adapter.name, e, msg.data)
-                after()
+                after(now)
             elif t in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSING,

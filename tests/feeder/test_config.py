@@ -96,3 +96,11 @@ def test_run_cli_rejects_unknown_exchange_and_bad_symbol() -> None:
     )
     p = run("--exchange", "kraken", "--symbols", "btcusd")
     assert p.returncode == 2 and "not a kraken symbol" in p.stderr
+
+
+def test_flush_us_is_read_and_checked() -> None:
+    ex = [{"name": "binance", "symbols": ["BTCUSDT"]}]
+    assert parse_config({"exchanges": ex}).flush_us == 50
+    assert parse_config({"feeder": {"flush_us": 0}, "exchanges": ex}).flush_us == 0
+    with pytest.raises(ConfigError, match=r"feeder\.flush_us: -1 must be 0"):
+        parse_config({"feeder": {"flush_us": -1}, "exchanges": ex})

@@ -154,7 +154,7 @@ async def run_connection(exchange: str, frames: list[str], corpus: Corpus) -> Ex
                 http,
                 url=f"ws://127.0.0.1:{port}/ws",
                 rest_url=f"http://127.0.0.1:{port}",
-                after_frame=publisher.poll,
+                after_frame=lambda read_ns: publisher.poll(),
             )
             task = asyncio.create_task(conn.run())
             # Not a timing assertion: the bound only stops a hang from hanging the suite.
