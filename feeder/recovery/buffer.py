@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from feeder.net import validate
+from feeder.net.memory import prefault
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RetransmitBuffer:
         self.capacity = capacity
         self.slot_size = slot_size
         self._memory = bytearray(capacity * slot_size)
+        prefault(self._memory)  # written on every send: no first-touch faults then
         self._view = memoryview(self._memory)
         self._first = [0] * capacity
         self._count = [0] * capacity

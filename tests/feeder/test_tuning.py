@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 
 from feeder import tuning
 from hosttune.host import Host
+from tests.privilege import require_root
 
 
 @pytest.fixture
@@ -63,6 +67,40 @@ def test_mlockall_reports_either_way() -> None:
             assert step.on or "hosttune apply" in step.detail
     finally:
         ctypes.CDLL(None).munlockall()  # the rest of the test session need not stay locked
+
+
+LOCK_THEN_MAP = """
+import json, mmap
+from feeder import tuning
+from feeder.net.memory import prefault
+from hosttune.host import Host
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+step = tuning.lock_memory(Host())
+before = rss_kb()
+m = mmap.mmap(-1, 64 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+mapped = rss_kb()
+prefault(m)
+touched = rss_kb()
+print(json.dumps({"detail": step.detail, "on": step.on, "mapped": mapped - before,
+                  "touched": touched - before}))
+"""
+
+
+def test_mlockall_locks_pages_as_they_are_touched_not_every_mapping() -> None:
+    require_root("mlockall of a whole process needs CAP_IPC_LOCK or a memlock limit")
+    p = subprocess.run(
+        [sys.executable, "-c", LOCK_THEN_MAP], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["on"] and "MCL_ONFAULT" in r["detail"]
+    assert r["mapped"] < 8 << 10  # a 64 MiB reservation is not populated ...
+    assert r["touched"] >= 60 << 10  # ... until it is written, and then it is resident
 
 
 def test_gc_freeze_and_threshold() -> None:
