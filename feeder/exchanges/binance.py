@@ -23,7 +23,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, parse
+from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_pairs
 from feeder.wire import Exchange, Side
 
 _RULE = ContiguousRange()
@@ -123,8 +123,7 @@ class BinanceAdapter(Adapter):
             raise ParseError("missing_field", f"{type(e).__name__}: {e}") from None
 
     def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:
-        ps, qs = self.price_scale, self.qty_scale
-        return [(parse(p, ps), parse(q, qs)) for p, q in rows]
+        return parse_pairs(rows, TEXT[self.price_scale], TEXT[self.qty_scale])
 
     def snapshot_request(self, symbol: str, rest_base: str | None = None) -> Request:
         return Request(

@@ -36,7 +36,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, parse
+from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_pairs
 from feeder.wire import Exchange, Side
 
 _RULE = Increment()
@@ -171,5 +171,4 @@ class BybitAdapter(Adapter):
             )
 
     def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:
-        ps, qs = self.price_scale, self.qty_scale
-        return [(parse(p, ps), parse(q, qs)) for p, q in rows]
+        return parse_pairs(rows, TEXT[self.price_scale], TEXT[self.qty_scale])

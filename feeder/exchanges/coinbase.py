@@ -43,7 +43,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, parse
+from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_pairs
 from feeder.wire import Exchange, Side
 
 _RULE = NoSequence()
@@ -161,13 +161,20 @@ class CoinbaseAdapter(Adapter):
         ps, qs = self.price_scale, self.qty_scale
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
-        for side, price, size in msg["changes"]:
-            if side == "buy":
-                bids.append((parse(price, ps), parse(size, qs)))
-            elif side == "sell":
-                asks.append((parse(price, ps), parse(size, qs)))
-            else:
-                raise ParseError("unexpected", f"l2update side {side!r}")
+        prices, sizes = TEXT[ps], TEXT[qs]
+        try:
+            for side, price, size in msg["changes"]:
+                if side == "buy":
+                    bids.append((prices[price], sizes[size]))
+                elif side == "sell":
+                    asks.append((prices[price], sizes[size]))
+                else:
+                    raise ParseError("unexpected", f"l2update side {side!r}")
+        except TypeError:  # an unhashable value: let parse() name it as it always did
+            for _side, price, size in msg["changes"]:
+                parse(price, ps)
+                parse(size, qs)
+            raise
         sink.book(
             msg["product_id"],
             BookUpdate(
@@ -176,5 +183,4 @@ class CoinbaseAdapter(Adapter):
         )
 
     def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:
-        ps, qs = self.price_scale, self.qty_scale
-        return [(parse(p, ps), parse(q, qs)) for p, q in rows]
+        return parse_pairs(rows, TEXT[self.price_scale], TEXT[self.qty_scale])

@@ -48,7 +48,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, from_float
+from feeder.normalize.decimal import FLOAT, InexactValue, from_float
 from feeder.wire import Exchange, Side
 
 _RULE = Increment()  # over arrival numbers, see the module docstring
@@ -205,7 +205,11 @@ class KrakenAdapter(Adapter):
 
     def _levels(self, rows: list[dict[str, float]]) -> list[tuple[int, int]]:
         ps, qs = self.price_scale, self.qty_scale
-        return [(from_float(r["price"], ps), from_float(r["qty"], qs)) for r in rows]
+        prices, sizes = FLOAT[ps], FLOAT[qs]
+        try:
+            return [(prices[r["price"]], sizes[r["qty"]]) for r in rows]
+        except TypeError:  # an unhashable value: let from_float() judge it as it always did
+            return [(from_float(r["price"], ps), from_float(r["qty"], qs)) for r in rows]
 
     def _instruments(self, data: dict[str, Any], sink: Sink) -> None:
         pairs = data["pairs"]

@@ -51,7 +51,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, parse
+from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_pairs
 from feeder.wire import Exchange, Side
 
 _RULE = ContiguousRange()
@@ -228,11 +228,18 @@ class KucoinAdapter(Adapter):
 
     def _changes(self, rows: list[list[str]]) -> list[tuple[int, int]]:
         ps, qs = self.price_scale, self.qty_scale
+        prices, sizes = TEXT[ps], TEXT[qs]
         out = []
-        for p, q, _seq in rows:
-            price = parse(p, ps)
-            if price:  # price "0": the change only moves the sequence on
-                out.append((price, parse(q, qs)))
+        try:
+            for p, q, _seq in rows:
+                price = prices[p]
+                if price:  # price "0": the change only moves the sequence on
+                    out.append((price, sizes[q]))
+        except TypeError:  # an unhashable value: let parse() name it as it always did
+            for p, q, _seq in rows:
+                if parse(p, ps):
+                    parse(q, qs)
+            raise
         return out
 
     # --- REST snapshot -------------------------------------------------------------------------
@@ -253,8 +260,8 @@ class KucoinAdapter(Adapter):
             d = msg["data"]
             return BookUpdate(
                 True,
-                [(parse(p, ps), parse(q, qs)) for p, q in d["bids"]],
-                [(parse(p, ps), parse(q, qs)) for p, q in d["asks"]],
+                parse_pairs(d["bids"], TEXT[ps], TEXT[qs]),
+                parse_pairs(d["asks"], TEXT[ps], TEXT[qs]),
                 last_seq=int(d["sequence"]),
                 exchange_ts_ns=int(d["time"]) * MS,
                 receive_ts_ns=receive_ts_ns,

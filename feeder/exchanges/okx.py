@@ -38,7 +38,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, parse, render
+from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_rows, render
 from feeder.wire import Exchange, Side
 
 _RULE = PrevLinked()
@@ -180,8 +180,7 @@ class OkxAdapter(Adapter):
 
     def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:
         # [price, size, deprecated "0", order count]: only the first two matter.
-        ps, qs = self.price_scale, self.qty_scale
-        return [(parse(r[0], ps), parse(r[1], qs)) for r in rows]
+        return parse_rows(rows, TEXT[self.price_scale], TEXT[self.qty_scale])
 
     def _event(self, event: object, msg: dict[str, Any], sink: Sink) -> None:
         arg = msg.get("arg")

@@ -45,7 +45,7 @@ from feeder.exchanges.base import (
     SnapshotSource,
     json_object,
 )
-from feeder.normalize.decimal import InexactValue, from_float, parse
+from feeder.normalize.decimal import FLOAT, InexactValue, NumberCache, from_float, parse
 from feeder.wire import Exchange, Side
 
 _RULE = NoSequence()
@@ -66,6 +66,10 @@ def number(value: object, scale: int) -> int:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return from_float(value, scale)
     raise TypeError(f"not a number: {value!r}")
+
+
+# number() remembered, by scale: a whole-book frame repeats almost every value of the last one.
+_NUMBERS = [NumberCache(scale, number) for scale in range(len(FLOAT))]
 
 
 def epoch_ns(value: object) -> int:
@@ -179,17 +183,11 @@ class UpbitAdapter(Adapter):
             raise ParseError("missing_field", f"{type(e).__name__}: {e}") from None
 
     def _orderbook(self, msg: dict[str, Any], receive_ts_ns: int, sink: Sink) -> None:
-        ps, qs = self.price_scale, self.qty_scale
-        bids: list[tuple[int, int]] = []
-        asks: list[tuple[int, int]] = []
-        for unit in msg["orderbook_units"]:
-            # A side with fewer levels than the other pads with zero sizes: skip those.
-            size = number(unit["ask_size"], qs)
-            if size:
-                asks.append((number(unit["ask_price"], ps), size))
-            size = number(unit["bid_size"], qs)
-            if size:
-                bids.append((number(unit["bid_price"], ps), size))
+        units = msg["orderbook_units"]
+        try:
+            bids, asks = _units(units, _NUMBERS[self.price_scale], _NUMBERS[self.qty_scale])
+        except TypeError:  # an unhashable value: let number() name it as it always did
+            bids, asks = _units(units, _Direct(self.price_scale), _Direct(self.qty_scale))
         sink.book(
             msg["code"],
             BookUpdate(
@@ -200,3 +198,32 @@ class UpbitAdapter(Adapter):
                 receive_ts_ns=receive_ts_ns,
             ),
         )
+
+
+class _Direct:
+    """``number`` at one scale, indexed like a ``NumberCache`` but remembering nothing."""
+
+    __slots__ = ("scale",)
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def __getitem__(self, value: object) -> int:
+        return number(value, self.scale)
+
+
+def _units(
+    units: list[dict[str, Any]], prices: NumberCache | _Direct, sizes: NumberCache | _Direct
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """``orderbook_units`` (the i-th ask beside the i-th bid) -> bids, asks."""
+    bids: list[tuple[int, int]] = []
+    asks: list[tuple[int, int]] = []
+    for unit in units:
+        # A side with fewer levels than the other pads with zero sizes: skip those.
+        size = sizes[unit["ask_size"]]
+        if size:
+            asks.append((prices[unit["ask_price"]], size))
+        size = sizes[unit["bid_size"]]
+        if size:
+            bids.append((prices[unit["bid_price"]], size))
+    return bids, asks

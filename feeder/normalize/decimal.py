@@ -9,7 +9,9 @@ a value outside them (``"1e999999"``, 25 digits) is ``InexactValue`` too, never 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 _POW10: list[int] = [10**i for i in range(20)]
 _DIGITS = "0123456789"
@@ -107,3 +109,95 @@ def render(value: int, scale: int = 8, *, places: int | None = None) -> str:
     else:
         digits = digits.ljust(places, "0")
     return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+
+
+# --- remembered conversions (the hot path) ----------------------------------------------------
+#
+# A book's prices and sizes recur frame after frame: in the simulator's delta streams ~75 % of
+# the values were seen before, in Upbit's whole-book frames 99 %. A dict hit costs a tenth of
+# ``parse``, so the adapters convert through these bounded memos. Only a conversion that
+# succeeded is remembered, so a bad value raises exactly what the direct call raises.
+
+CACHE_LIMIT = 1 << 15  # entries per memo; a full memo is cleared, not evicted entry by entry
+_EXACT_FLOAT = 1 << 53  # integral floats below this print exactly (see NumberCache)
+
+
+class TextCache(dict[str, int]):
+    """``memo[text] == parse(text, scale)``, remembered. Non-text keys raise like ``parse``
+    (``TypeError``; an unhashable one before ``parse`` is reached)."""
+
+    __slots__ = ("scale",)
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def __missing__(self, text: str) -> int:
+        value = parse(text, self.scale)
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        self[text] = value
+        return value
+
+
+class NumberCache(dict[object, int]):
+    """``memo[value] == convert(value, scale)`` for JSON numbers (``from_float`` or a wrapper
+    of it), remembered.
+
+    Only ints and floats are stored, never 0 or 1: a dict finds a key by equality, and
+    ``True == 1``, ``False == 0.0``, so a stored 1 would let ``true`` through where
+    ``convert`` refuses it. Integral values are stored only below 2**53, where an int and the
+    float equal to it convert alike (``repr`` of such a float is exact); text keys are never
+    stored because converters disagree on them (Kraken refuses text, Upbit parses it).
+    """
+
+    __slots__ = ("convert", "scale")
+
+    def __init__(self, scale: int, convert: Callable[[Any, int], int] = from_float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.convert = convert
+
+    def __missing__(self, value: object) -> int:
+        result = self.convert(value, self.scale)
+        kind = type(value)
+        if (kind is float or kind is int) and value != 0 and value != 1:
+            assert isinstance(value, int | float)
+            if -_EXACT_FLOAT < value < _EXACT_FLOAT:
+                if len(self) >= CACHE_LIMIT:
+                    self.clear()
+                self[value] = result
+        return result
+
+
+TEXT: list[TextCache] = [TextCache(s) for s in range(len(_POW10))]
+"""Shared text memos by scale: ``TEXT[8]["1.5"] == parse("1.5", 8)``."""
+FLOAT: list[NumberCache] = [NumberCache(s) for s in range(len(_POW10))]
+"""Shared JSON-number memos by scale: ``FLOAT[8][1.5] == from_float(1.5, 8)``."""
+
+
+def parse_pairs(
+    rows: Sequence[Sequence[str]], prices: TextCache, sizes: TextCache
+) -> list[tuple[int, int]]:
+    """``[[price, size], ...]`` text pairs -> ``[(price, size), ...]`` fixed-point ints.
+
+    Same results and errors as ``[(parse(p, ps), parse(q, qs)) for p, q in rows]``: a row of
+    another length is a ``ValueError``; a bad value raises what ``parse`` raises.
+    """
+    try:
+        return [(prices[p], sizes[q]) for p, q in rows]
+    except TypeError:  # an unhashable value: let parse() name it as it always did
+        ps, qs = prices.scale, sizes.scale
+        return [(parse(p, ps), parse(q, qs)) for p, q in rows]
+
+
+def parse_rows(
+    rows: Sequence[Sequence[str]], prices: TextCache, sizes: TextCache
+) -> list[tuple[int, int]]:
+    """Like ``parse_pairs`` for rows carrying more fields after price and size (OKX's
+    ``[px, sz, "0", count]``): only the first two are read."""
+    try:
+        return [(prices[r[0]], sizes[r[1]]) for r in rows]
+    except TypeError:
+        ps, qs = prices.scale, sizes.scale
+        return [(parse(r[0], ps), parse(r[1], qs)) for r in rows]
