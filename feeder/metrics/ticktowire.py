@@ -43,9 +43,16 @@ _U64 = struct.Struct("<Q")
 
 
 class TickToWire:
-    def __init__(self, histogram: Histogram | None = None) -> None:
+    """``since_ns``: only messages whose frame was read at or after it are timed. The runtime
+    sets it when every book is first live, so deltas buffered during the start-up snapshot
+    procedure (whose wait is the REST round trip, not the hot path) stay out of the figure;
+    they are counted in ``not_timed``. 0 times everything."""
+
+    def __init__(self, histogram: Histogram | None = None, since_ns: int = 0) -> None:
         self.histogram = histogram or Histogram()
         self.packets = 0
+        self.since_ns = since_ns
+        self.not_timed = 0
         # With A/B lines every packet is sent (and stamped) twice, back to back: only the first
         # copy counts. Packets of a channel go out in sequence order, so "seen" is one number.
         self._last_first_seq: dict[tuple[int, int], int] = {}
@@ -65,6 +72,7 @@ class TickToWire:
         record = self.histogram.record
         unpack_msg, unpack_u64 = MSG_HEADER.unpack_from, _U64.unpack_from
         offsets = RX_OFFSET
+        since = self.since_ns
         while pos + 4 <= size:
             length, template = unpack_msg(payload, pos)
             if length < 4 or pos + length > size:
@@ -72,6 +80,8 @@ class TickToWire:
             off = offsets.get(template)
             if off is not None and off + 8 <= length:
                 rx = unpack_u64(payload, pos + off)[0]
-                if rx:
+                if rx >= since and rx:
                     record(tx_ns - rx)
+                elif rx:
+                    self.not_timed += 1
             pos += length

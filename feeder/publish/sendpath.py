@@ -19,7 +19,6 @@ from feeder.publish.transport import (
     Transport,
     TransportError,
     TransportUnavailable,
-    TxStamped,
 )
 
 log = logging.getLogger("feeder.sendpath")
@@ -168,10 +167,13 @@ class SendPath:
         self._backlog.extendleft(reversed(unsent))
         self.start()
 
-    def drain_tx(self, on_packet: Callable[[memoryview, int], None]) -> int:
-        """TX timestamps of sent packets, where the transport has them (kernel UDP)."""
-        t = self.transport
-        return t.drain_tx(on_packet) if isinstance(t, TxStamped) else 0
+    def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int:
+        """TX timestamps of up to ``limit`` sent packets, where the transport has them (kernel
+        UDP)."""
+        # getattr, not isinstance(TxStamped): a runtime Protocol check costs microseconds and
+        # this runs on every idle loop turn.
+        drain = getattr(self.transport, "drain_tx", None)
+        return int(drain(on_packet, limit)) if drain is not None else 0
 
     def close(self) -> None:
         if self.transport is not None:

@@ -61,6 +61,10 @@ class TxStamped(Protocol):
     def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int: ...
 
 
+SO_RCVBUFFORCE = 33  # linux/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN)
+TX_STAMP_QUEUE_BYTES = 8 << 20
+
+
 class UdpTransport:
     """Kernel UDP: ``sendmmsg`` batches when libc has it, else one ``sendto`` per datagram."""
 
@@ -81,8 +85,13 @@ class UdpTransport:
             # Without OPT_TSONLY the kernel returns the packet with its timestamp, so the
             # latency of every message in it can be read back (see metrics/ticktowire.py).
             enable(sock, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
-            # The error queue is charged to the receive buffer: give it room.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            # The error queue is charged to the receive buffer: give it room. Capped at the
+            # default rmem_max (208 KiB) only ~40 stamped packets fit and the rest of a burst's
+            # stamps are dropped silently, so force it where we may.
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, TX_STAMP_QUEUE_BYTES)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TX_STAMP_QUEUE_BYTES)
         self.name = "udp-sendmmsg" if type(sender).__name__ == "MmsgSender" else "udp-sendto"
 
     @classmethod

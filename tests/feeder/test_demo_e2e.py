@@ -72,6 +72,18 @@ def test_faults_are_detected_books_equal_and_others_keep_flowing() -> None:
             assert e["reconnects"] == 0 and e["gaps"] == 0, (name, e)
 
 
+def test_tick_to_wire_over_kernel_udp() -> None:
+    require_root("the demo builds network namespaces")
+    report = demo(
+        "--duration", "4", "--exchanges", "binance", "--symbols", "2", "--send-path", "udp"
+    )
+    assert report["send_path"] == "udp-sendmmsg"
+    # Timed once every book was live; what was read before that is counted, not timed.
+    ttw = report["tick_to_wire_us"]
+    assert ttw["count"] > 0 and 0 < ttw["p50"] <= ttw["max"]
+    assert ttw["count"] + report["tick_to_wire_not_timed"] <= report["sent"]
+
+
 def test_synthetic_spine_report() -> None:
     require_root("the demo builds network namespaces")
     report = demo("--source", "synthetic", "--duration", "2", "--rate", "5000")

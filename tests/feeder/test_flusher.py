@@ -90,3 +90,13 @@ def test_zero_bound_sends_after_every_frame(loop: asyncio.AbstractEventLoop) -> 
     for _ in range(3):
         f.request(clock.ns)
     assert pub.polls == 3 and f.bounded == 3
+
+
+def test_idle_work_runs_after_the_idle_turns_send_only(loop: asyncio.AbstractEventLoop) -> None:
+    pub, clock = CountingPublisher(), Clock()
+    seen: list[int] = []
+    f = Flusher(pub, loop, 0, clock, idle=lambda: seen.append(pub.polls))  # type: ignore[arg-type]
+    f.request(clock.ns)  # bounded poll mid-burst: no idle work there
+    assert pub.polls == 1 and seen == []
+    turn(loop)
+    assert seen == [2]  # after the idle turn's poll

@@ -67,3 +67,23 @@ def test_a_b_copies_are_counted_once() -> None:
     path.drain_tx(ttw.on_packet)
     assert ttw.histogram.count == 100
     path.close()
+
+
+def test_messages_read_before_since_are_counted_not_timed() -> None:
+    chmap = ChannelMap.single("239.255.77.3", 45880, 1)
+    t = UdpTransport.open("127.0.0.1", chmap.destinations, ttl=0, loop=False, tx_timestamps=True)
+    path = SendPath()
+    path.attach(t)
+    pub = Publisher(path, chmap)
+    early = time.time_ns()
+    ttw = TickToWire(since_ns=early + 1)  # books went live after the first frames were read
+    for i in range(50):
+        pub.trade(1, 1, Side.BUY, 0, 100, 1, i, 0, early)  # buffered during the sync
+        pub.trade(1, 1, Side.BUY, 0, 100, 1, i, 0, early + 1)  # read once live
+    pub.poll()
+    deadline = time.monotonic() + 2
+    while ttw.histogram.count + ttw.not_timed < 100 and time.monotonic() < deadline:
+        path.drain_tx(ttw.on_packet)
+        time.sleep(0.01)
+    assert (ttw.histogram.count, ttw.not_timed) == (50, 50)
+    path.close()
