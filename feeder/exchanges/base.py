@@ -31,6 +31,29 @@ def json_object(frame: str | bytes) -> dict[str, Any]:
     return msg
 
 
+class LevelText(dict[tuple[int, int], str]):
+    """``memo[(price, qty)] == render(price, qty)``: a level's checksum text, remembered.
+
+    Checksums are computed after every update over the top levels, which barely change between
+    updates; rendering them afresh each time was most of a checksum exchange's replay time.
+    Bounded: cleared when it reaches ``limit`` entries.
+    """
+
+    __slots__ = ("limit", "render")
+
+    def __init__(self, render: Callable[[int, int], str], limit: int = 1 << 16) -> None:
+        super().__init__()
+        self.render = render
+        self.limit = limit
+
+    def __missing__(self, level: tuple[int, int]) -> str:
+        text = self.render(*level)
+        if len(self) >= self.limit:
+            self.clear()
+        self[level] = text
+        return text
+
+
 class ParseError(ValueError):
     """A frame the adapter cannot use; ``reason`` is a short code for counting."""
 

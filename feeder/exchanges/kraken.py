@@ -31,7 +31,7 @@ conservative.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from feeder.book.sequence import Increment, SequenceRule
 from feeder.exchanges.base import (
     Adapter,
     BookUpdate,
+    LevelText,
     ParseError,
     Ping,
     Sink,
@@ -101,6 +102,7 @@ class KrakenAdapter(Adapter):
         self.precision: dict[str, tuple[int, int]] = dict(precision or {})
         self._next_id = 0
         self._arrival: dict[str, int] = {}  # pair -> number of its last book message
+        self._texts: dict[tuple[int, int], LevelText] = {}  # by (price, qty) decimals
 
     @property
     def sequence(self) -> SequenceRule:
@@ -238,11 +240,18 @@ class KrakenAdapter(Adapter):
         precision = self.precision.get(symbol)
         if precision is None:
             return None
-        pp, qp = precision
+        texts = self._texts.get(precision)
+        if texts is None:
+            texts = self._texts[precision] = LevelText(self._renderer(*precision))
+        asks = [texts[level] for level in book.top_asks(CHECKSUM_LEVELS)]
+        bids = [texts[level] for level in book.top_bids(CHECKSUM_LEVELS)]
+        return zlib.crc32("".join(asks + bids).encode())
+
+    def _renderer(self, pp: int, qp: int) -> Callable[[int, int], str]:
+        """A level's checksum text at ``pp``/``qp`` decimals (remembered per level)."""
         ps, qs = self.price_scale, self.qty_scale
-        text = "".join(
-            _digits(p, ps, pp) + _digits(q, qs, qp)
-            for levels in (book.top_asks(CHECKSUM_LEVELS), book.top_bids(CHECKSUM_LEVELS))
-            for p, q in levels
-        )
-        return zlib.crc32(text.encode())
+
+        def level(p: int, q: int) -> str:
+            return _digits(p, ps, pp) + _digits(q, qs, qp)
+
+        return level

@@ -32,6 +32,7 @@ from feeder.book.sequence import PrevLinked, SequenceRule
 from feeder.exchanges.base import (
     Adapter,
     BookUpdate,
+    LevelText,
     ParseError,
     Ping,
     Sink,
@@ -87,7 +88,10 @@ class OkxAdapter(Adapter):
 
     def __init__(self, price_scale: int = 8, qty_scale: int = 8) -> None:
         super().__init__(price_scale, qty_scale)
-        self._text: dict[int, str] = {}  # rendered prices (key p) and sizes (key -q-1)
+        self._text = LevelText(self._render)  # (price, size) -> "px:sz"
+
+    def _render(self, price: int, size: int) -> str:
+        return f"{render(price, self.price_scale)}:{render(size, self.qty_scale)}"
 
     @property
     def sequence(self) -> SequenceRule:
@@ -195,27 +199,14 @@ class OkxAdapter(Adapter):
             sink.control("info", f"{event}: {msg.get('code', '')} {msg.get('msg', '')}".strip())
 
     def checksum(self, symbol: str, book: OrderBook) -> int | None:
-        # Checked on every update over 50 levels: the top of a book barely changes between
-        # updates, so the decimal text of each price/size is remembered, not re-rendered
-        # (rendering was 85 % of OKX's replay time). Same string as checksum_text().
+        # Checked on every update over 50 levels: each level's "px:sz" text is remembered and
+        # the two sides are interleaved by slice assignment. Same string as checksum_text().
         text = self._text
-        if len(text) > 200_000:
-            text.clear()
-        ps, qs = self.price_scale, self.qty_scale
-        bids, asks = book.top_bids(CHECKSUM_LEVELS), book.top_asks(CHECKSUM_LEVELS)
-        nb, na = len(bids), len(asks)
-        parts: list[str] = []
-        add = parts.append
-        for i in range(max(nb, na)):
-            for levels, n in ((bids, nb), (asks, na)):
-                if i < n:
-                    p, q = levels[i]
-                    pt = text.get(p)
-                    if pt is None:
-                        pt = text[p] = render(p, ps)
-                    qt = text.get(-q - 1)  # sizes keyed apart from prices (scales may differ)
-                    if qt is None:
-                        qt = text[-q - 1] = render(q, qs)
-                    add(pt)
-                    add(qt)
+        bids = [text[level] for level in book.top_bids(CHECKSUM_LEVELS)]
+        asks = [text[level] for level in book.top_asks(CHECKSUM_LEVELS)]
+        n = min(len(bids), len(asks))
+        parts = bids[:n] + asks[:n]
+        parts[0::2] = bids[:n]
+        parts[1::2] = asks[:n]
+        parts += bids[n:] or asks[n:]  # the deeper side's remaining levels
         return signed32(zlib.crc32(":".join(parts).encode()))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import aiohttp
 import orjson
 import pytest
 
+from feeder.book.orderbook import OrderBook
 from feeder.book.sync import State, SymbolBook
 from feeder.exchanges.base import BookUpdate, ParseError
 from feeder.exchanges.kraken import KrakenAdapter, rfc3339_ns
@@ -443,3 +445,26 @@ def test_roundtrip_survives_a_dropped_connection() -> None:
     for sym, book in rt.books.items():
         assert book.counters.snapshots == 2, sym  # one per connection
         assert book.book == rt.sim_book(sym, adapter.book_depth), sym
+
+
+def test_checksum_follows_a_precision_change_and_remembered_levels() -> None:
+    # Each level's text is remembered per (price, qty) precision: a changed precision (the
+    # instrument channel may say so later) must not reuse the other precision's text.
+    adapter = KrakenAdapter(precision={"BTC/USD": (1, 8)})
+    book = OrderBook()
+    for i in range(12):
+        book.set(True, (45000 - i) * E8, (i + 1) * 10**6)
+        book.set(False, (45001 + i) * E8, (i + 2) * 10**6)
+
+    def direct(pp: int, qp: int) -> int:
+        def digits(v: int, places: int) -> str:
+            return str(v // 10 ** (8 - places)) if places <= 8 else str(v * 10 ** (places - 8))
+
+        text = "".join(
+            digits(p, pp) + digits(q, qp) for p, q in book.top_asks(10) + book.top_bids(10)
+        )
+        return zlib.crc32(text.encode())
+
+    assert adapter.checksum("BTC/USD", book) == adapter.checksum("BTC/USD", book) == direct(1, 8)
+    adapter.precision["BTC/USD"] = (2, 6)
+    assert adapter.checksum("BTC/USD", book) == direct(2, 6)

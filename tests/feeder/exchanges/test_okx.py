@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feeder.book.orderbook import OrderBook
 from feeder.book.sequence import Verdict
 from feeder.book.sync import State, SymbolBook
 from feeder.exchanges.base import BookUpdate, ParseError
-from feeder.exchanges.okx import OkxAdapter, checksum_text
-from feeder.normalize.decimal import parse
+from feeder.exchanges.okx import OkxAdapter, checksum_text, signed32
+from feeder.normalize.decimal import parse, render
 from feeder.sim.faults import Fault, FaultKind
 from feeder.sim.market import Instrument
 from feeder.sim.protocols.okx import OkxSim
@@ -103,6 +106,29 @@ def test_checksum_covers_the_best_25_levels_only() -> None:
     assert adapter.checksum("BTC-USDT", book) == base
     book.set(True, (1000 - 24) * E8, 77 * E8)  # the 25th bid
     assert adapter.checksum("BTC-USDT", book) != base
+
+
+_sides = st.dictionaries(st.integers(1, 10**6), st.integers(1, 10**9), max_size=40)
+
+
+@given(_sides, _sides, st.integers(0, 8))
+def test_checksum_is_the_crc_of_checksum_text(
+    bids: dict[int, int], asks: dict[int, int], scale: int
+) -> None:
+    """The remembered, interleaved-by-slices string is checksum_text's, on uneven sides too."""
+    adapter = OkxAdapter(scale, scale)
+    book = OrderBook()
+    for p, q in bids.items():
+        book.set(True, p, q)
+    for p, q in asks.items():
+        book.set(False, p + 10**6, q)
+
+    def text(levels: list[tuple[int, int]]) -> list[tuple[str, str]]:
+        return [(render(p, scale), render(q, scale)) for p, q in levels]
+
+    expected = checksum_text(text(book.top_bids(25)), text(book.top_asks(25)))
+    for _ in range(2):  # rendered, then remembered
+        assert adapter.checksum("X", book) == signed32(zlib.crc32(expected.encode()))
 
 
 def test_subscribe_messages() -> None:
