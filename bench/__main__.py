@@ -1,7 +1,7 @@
 """``make bench``: every benchmark in one bounded run; each prints its table and writes JSON.
 
-``python -m bench [--quick] [NAME ...]`` with NAME among pipeline, send, recv, latency, peer,
-soak (default: all that exist).
+``python -m bench [--quick] [NAME ...]`` with NAME among pipeline, send, recv, recv_capacity,
+latency, peer, soak (default: all that exist).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-ORDER = ["pipeline", "send", "recv", "latency", "peer", "soak"]
+ORDER = ["pipeline", "send", "recv", "recv_capacity", "latency", "peer", "soak"]
 
 
 def main(argv: list[str]) -> int:

@@ -64,6 +64,9 @@ CMSGHDR = struct.Struct("@Nii")
 CMSG_ALIGN = struct.calcsize("@N")
 # struct scm_timestamping {struct timespec ts[3];}: ts[0] software, ts[2] raw hardware.
 SCM_TIMESTAMPING_STRUCT = struct.Struct("@qqqqqq")
+# A control buffer that starts with SCM_TIMESTAMPING: its header and ts[0].
+_FIRST_TS = struct.Struct("@Niiqq")
+SOL_SOCKET = int(socket.SOL_SOCKET)
 # struct sock_extended_err {u32 errno; u8 origin, type, code, pad; u32 info; u32 data;}
 SOCK_EXTENDED_ERR = struct.Struct("@IBBBBII")
 #: Control buffer room for one SCM_TIMESTAMPING message (header + 3 timespecs).
@@ -143,6 +146,12 @@ def _timespec0_ns(data: bytes | memoryview, offset: int = 0) -> int | None:
 
 def rx_timestamp_ns(control: bytes | bytearray | memoryview, length: int) -> int | None:
     """ts[0] of the SCM_TIMESTAMPING message in a raw control buffer, or None if absent."""
+    if length >= _FIRST_TS.size:
+        # The common case, in one unpack: the first (usually only) message is the timestamp.
+        cmsg_len, level, kind, sec, nsec = _FIRST_TS.unpack_from(control)
+        ok = kind == SCM_TIMESTAMPING and level == SOL_SOCKET
+        if ok and _FIRST_TS.size <= cmsg_len <= length:
+            return sec * 1_000_000_000 + nsec if sec or nsec else None
     offset = 0
     while offset + CMSGHDR.size <= length:
         cmsg_len, level, kind = CMSGHDR.unpack_from(control, offset)

@@ -124,6 +124,16 @@ def test_parse_raw_control_buffer_skips_other_messages() -> None:
     assert ts.rx_timestamp_ns(buf, len(buf) - 8) is None  # truncated message is not trusted
 
 
+def test_parse_raw_control_buffer_that_starts_with_the_timestamp() -> None:
+    stamp = _cmsg(socket.SOL_SOCKET, ts.SCM_TIMESTAMPING, _scm_timestamping(7, 8))
+    other = _cmsg(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("@i", 64))
+    buf = stamp + other
+    assert ts.rx_timestamp_ns(buf, len(buf)) == 7 * SECOND + 8
+    assert ts.rx_timestamp_ns(stamp, len(stamp)) == 7 * SECOND + 8
+    assert ts.rx_timestamp_ns(stamp, len(stamp) - 8) is None  # cut short: not trusted
+    assert ts.rx_timestamp_ns(stamp, 0) is None
+
+
 def test_parse_rejects_corrupt_lengths() -> None:
     corrupt = ts.CMSGHDR.pack(4, socket.SOL_SOCKET, ts.SCM_TIMESTAMPING) + b"\0" * 48
     assert ts.rx_timestamp_ns(corrupt, len(corrupt)) is None
