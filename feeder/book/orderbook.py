@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-from feeder.wire import BookAction
+from feeder.wire import ASK, BID, BookAction
 
 ADD, UPDATE, DELETE = BookAction.ADD, BookAction.UPDATE, BookAction.DELETE
+_ADD, _UPDATE, _DELETE = int(ADD), int(UPDATE), int(DELETE)
+_BID, _ASK = int(BID), int(ASK)
+
+Change = tuple[int, int, int, int]  # (side, action, price, qty) as the wire's BookDelta has them
 
 
 class OrderBook:
@@ -45,6 +49,33 @@ class OrderBook:
             del prices[bisect_left(prices, price)]
             return DELETE
         return None
+
+    def apply(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> list[Change]:
+        """``set`` every (price, qty) of ``bids`` then ``asks``; returns what changed, in order,
+        as (side, action, price, qty); no-op deletes are left out.
+
+        The same as calling ``set`` per level, in one call: this runs for every book update.
+        """
+        changes: list[Change] = []
+        add = changes.append
+        for side, levels, prices, rows in (
+            (_BID, self.bids, self._bid_px, bids),
+            (_ASK, self.asks, self._ask_px, asks),
+        ):
+            for p, q in rows:
+                if q:
+                    if p in levels:
+                        levels[p] = q
+                        add((side, _UPDATE, p, q))
+                    else:
+                        levels[p] = q
+                        insort(prices, p)
+                        add((side, _ADD, p, q))
+                elif p in levels:
+                    del levels[p]
+                    del prices[bisect_left(prices, p)]
+                    add((side, _DELETE, p, q))
+        return changes
 
     def best_bid(self) -> tuple[int, int] | None:
         if not self._bid_px:

@@ -13,14 +13,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, cast
 
-from feeder.book.orderbook import OrderBook
+from feeder.book.orderbook import Change, OrderBook
 from feeder.book.sequence import SequenceRule, Verdict
 from feeder.exchanges.base import BookUpdate
 from feeder.wire import ASK, BID, BookAction, DeltaFlags, StatusCode
 
 LAST, SNAP = int(DeltaFlags.LAST_IN_EVENT), int(DeltaFlags.SNAPSHOT)
+_CLEAR, _ADD = int(BookAction.CLEAR), int(BookAction.ADD)
 
 
 class BookOutput(Protocol):
@@ -51,6 +52,50 @@ class BookOutput(Protocol):
         asks: list[tuple[int, int]],
     ) -> None:
         """A bounded top-N view of the book after an update (when ``top_n`` is set)."""
+
+
+class DeltasOutput(Protocol):
+    """An output that takes one event's changes in one call (``WireOutput``: fewer calls per
+    level, and a batch encode for many)."""
+
+    def deltas(
+        self,
+        instrument_id: int,
+        flags: int,
+        last_flags: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        changes: list[Change],
+    ) -> None:
+        """``level`` for each (side, action, price, qty), ``flags`` on all but the last, which
+        gets ``last_flags``."""
+
+
+class _PerLevel:
+    """``deltas`` for an output that has only ``level`` (test recorders, older outputs)."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: BookOutput) -> None:
+        self.output = output
+
+    def deltas(
+        self,
+        instrument_id: int,
+        flags: int,
+        last_flags: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        changes: list[Change],
+    ) -> None:
+        last = len(changes) - 1
+        for i, (side, action, p, q) in enumerate(changes):
+            f = last_flags if i == last else flags
+            self.output.level(
+                instrument_id, side, action, f, p, q, seq, exchange_ts_ns, receive_ts_ns
+            )
 
 
 class State(Enum):
@@ -90,6 +135,11 @@ class SymbolBook:
         self.instrument_id = instrument_id
         self.rule = rule
         self.output = output
+        # Called as self._out.deltas(...), not through a stored bound method: CPython 3.11
+        # calls a method looked up at the call site faster.
+        self._out: DeltasOutput = (
+            cast(DeltasOutput, output) if hasattr(output, "deltas") else _PerLevel(output)
+        )
         self.request_snapshot = request_snapshot
         self.checksum = checksum
         self.depth = depth
@@ -154,17 +204,20 @@ class SymbolBook:
         changed, so the wire carries a few levels per update instead of the whole book."""
         c = self.counters
         c.snapshots += 1
-        new = OrderBook()
-        for p, q in u.bids:
-            if q:
-                new.set(True, p, q)
-        for p, q in u.asks:
-            if q:
-                new.set(False, p, q)
-        if self.depth is not None:
-            new.truncate(self.depth)
+        # The new book as plain dicts (what set() would leave: first position, last quantity,
+        # no zeros), not a second OrderBook: this runs for every Upbit/Bithumb frame.
+        new_bids = {p: q for p, q in u.bids if q}
+        new_asks = {p: q for p, q in u.asks if q}
+        depth = self.depth
+        if depth is not None:  # keep the best ``depth``, in the same order
+            if len(new_bids) > depth:
+                cut = sorted(new_bids)[-depth] if depth > 0 else None
+                new_bids = {p: q for p, q in new_bids.items() if cut is not None and p >= cut}
+            if len(new_asks) > depth:
+                cut = sorted(new_asks)[depth - 1] if depth > 0 else None
+                new_asks = {p: q for p, q in new_asks.items() if cut is not None and p <= cut}
         diff: list[list[tuple[int, int]]] = []
-        for old_side, new_side in ((self.book.bids, new.bids), (self.book.asks, new.asks)):
+        for old_side, new_side in ((self.book.bids, new_bids), (self.book.asks, new_asks)):
             gone = [(p, 0) for p in old_side if p not in new_side]
             diff.append(gone + [(p, q) for p, q in new_side.items() if old_side.get(p) != q])
         self.seq = u.last_seq
@@ -196,23 +249,16 @@ class SymbolBook:
         """Apply (price, qty) levels, publish what changed, then check the book."""
         c = self.counters
         c.updates += 1
-        book, out, iid = self.book, self.output, self.instrument_id
-        seq, ets, rts = self.seq, u.exchange_ts_ns, u.receive_ts_ns
-        changes: list[tuple[int, int, int, int]] = []
-        for p, q in bids:
-            done = book.set(True, p, q)
-            if done is not None:
-                changes.append((BID, done, p, q))
-        for p, q in asks:
-            done = book.set(False, p, q)
-            if done is not None:
-                changes.append((ASK, done, p, q))
+        book = self.book
+        seq = self.seq
+        changes = book.apply(bids, asks)
         if self.depth is not None:
             book.truncate(self.depth)
-        c.levels += len(changes)
-        last = len(changes) - 1
-        for i, (side, action, p, q) in enumerate(changes):
-            out.level(iid, side, action, LAST if i == last else 0, p, q, seq, ets, rts)
+        if changes:
+            c.levels += len(changes)
+            self._out.deltas(
+                self.instrument_id, 0, LAST, seq, u.exchange_ts_ns, u.receive_ts_ns, changes
+            )
         if u.checksum is not None and self.checksum is not None:
             mine = self.checksum(self.symbol, book)
             if mine is not None and mine != u.checksum:
@@ -229,7 +275,14 @@ class SymbolBook:
             return
         if self.top_n and changes:
             n = self.top_n
-            out.top(iid, seq, ets, rts, book.top_bids(n), book.top_asks(n))
+            self.output.top(
+                self.instrument_id,
+                seq,
+                u.exchange_ts_ns,
+                u.receive_ts_ns,
+                book.top_bids(n),
+                book.top_asks(n),
+            )
 
     def disconnected(self) -> None:
         """The connection is gone: the book and any buffered deltas belong to it."""
@@ -253,13 +306,16 @@ class SymbolBook:
 
     def _publish_snapshot(self, u: BookUpdate) -> None:
         """Clear, then every level flagged SNAPSHOT; the last one also LAST_IN_EVENT."""
-        out, iid, seq = self.output, self.instrument_id, self.seq
-        ets, rts = u.exchange_ts_ns, u.receive_ts_ns
-        levels = [(BID, p, q) for p, q in self.book.top_bids(len(self.book.bids))]
-        levels += [(ASK, p, q) for p, q in self.book.top_asks(len(self.book.asks))]
-        out.level(iid, 0, BookAction.CLEAR, SNAP | (0 if levels else LAST), 0, 0, seq, ets, rts)
-        last = len(levels) - 1
-        for i, (side, p, q) in enumerate(levels):
-            out.level(
-                iid, side, BookAction.ADD, SNAP | (LAST if i == last else 0), p, q, seq, ets, rts
-            )
+        book = self.book
+        events: list[Change] = [(0, _CLEAR, 0, 0)]
+        events += [(BID, _ADD, p, q) for p, q in book.top_bids(len(book.bids))]
+        events += [(ASK, _ADD, p, q) for p, q in book.top_asks(len(book.asks))]
+        self._out.deltas(
+            self.instrument_id,
+            SNAP,
+            SNAP | LAST,
+            self.seq,
+            u.exchange_ts_ns,
+            u.receive_ts_ns,
+            events,
+        )

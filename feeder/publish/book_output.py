@@ -6,9 +6,12 @@ import time
 
 from feeder.instruments import Instrument
 from feeder.publish.publisher import Publisher
-from feeder.wire import LevelsFlags, PacketEncoder
+from feeder.wire import LevelsFlags, PacketEncoder, PacketFull
 
 TOP = int(LevelsFlags.TOP_OF_BOOK)
+# Up to this many changes, one publisher call per change is cheaper than the batch's set-up
+# (measured: batch ~1.3 us + 0.65 us per change, per-change ~1.1 us).
+_FEW = 3
 
 
 class WireOutput:
@@ -46,6 +49,74 @@ class WireOutput:
             exchange_ts_ns,
             receive_ts_ns,
         )
+
+    def deltas(
+        self,
+        instrument_id: int,
+        flags: int,
+        last_flags: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        changes: list[tuple[int, int, int, int]],
+    ) -> None:
+        """One book event's (side, action, price, qty) changes: ``level`` for each, ``flags``
+        on all but the last, which gets ``last_flags``."""
+        n = len(changes)
+        channel = self._channel[instrument_id]
+        if n <= _FEW:
+            last = n - 1
+            publisher = self.publisher
+            for i, (side, action, price, qty) in enumerate(changes):
+                publisher.book_delta(
+                    channel,
+                    instrument_id,
+                    side,
+                    action,
+                    last_flags if i == last else flags,
+                    price,
+                    qty,
+                    seq,
+                    exchange_ts_ns,
+                    receive_ts_ns,
+                )
+            return
+        self._batch(
+            channel, instrument_id, flags, last_flags, seq, exchange_ts_ns, receive_ts_ns, changes
+        )
+
+    def _batch(
+        self,
+        channel: int,
+        instrument_id: int,
+        flags: int,
+        last_flags: int,
+        seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        changes: list[tuple[int, int, int, int]],
+    ) -> None:
+        # Apart from deltas(): the closure's cells would cost every call, batch or not.
+        n = len(changes)
+        done = 0
+
+        def add(enc: PacketEncoder) -> None:
+            nonlocal done
+            done = enc.add_book_deltas(
+                instrument_id, flags, last_flags, seq, exchange_ts_ns, receive_ts_ns, changes, done
+            )
+            if done < n:  # the packet filled up: the publisher ships it and calls again
+                raise PacketFull(f"{n - done} of {n} book deltas left")
+
+        while done < n:
+            before = done
+            try:
+                self.publisher.message(channel, add)
+            except PacketFull:
+                # The retry after shipping filled a whole packet too (a large snapshot): go on
+                # with a fresh one, unless nothing fits even in that.
+                if done == before:
+                    raise
 
     def trade(
         self,

@@ -429,6 +429,83 @@ class PacketEncoder:
         self._pos = pos + BOOK_DELTA_SIZE
         self._count += 1
 
+    def add_book_deltas(
+        self,
+        instrument_id: int,
+        flags: int,
+        last_flags: int,
+        exchange_seq: int,
+        exchange_ts_ns: int,
+        receive_ts_ns: int,
+        deltas: Sequence[tuple[int, int, int, int]],
+        start: int = 0,
+    ) -> int:
+        """``add_book_delta`` for each (side, action, price, qty) of ``deltas[start:]`` that
+        fits, ``flags`` on each and ``last_flags`` on the last of ``deltas``; returns the index
+        of the first one not added (``len(deltas)`` when all were). ``PacketFull`` when not even
+        one fits. One call per book update instead of one per level; the checks are
+        ``add_book_delta``'s, and a delta that fails them raises after the ones before it
+        were added, as a loop of ``add_book_delta`` would."""
+        pos = self._pos
+        limit = self._limit
+        if pos + BOOK_DELTA_SIZE > limit:
+            self._refuse(BOOK_DELTA_SIZE, "BookDelta")
+        for f in (flags, last_flags):
+            if f & ~DELTA_FLAGS_MASK:
+                raise ValueError(f"BookDelta.flags={f:#x} sets bits outside {DELTA_FLAGS_MASK:#x}")
+        view = self._view
+        last = len(deltas) - 1
+        i = start
+        try:
+            for side, action, price, qty in deltas[start:]:
+                if pos + BOOK_DELTA_SIZE > limit:
+                    break
+                if not 1 <= action <= 4:
+                    raise ValueError(f"BookDelta.action={action!r} is not a BookAction (1..4)")
+                if not 0 <= side <= 2 or (side == 0 and action != _CLEAR):
+                    raise ValueError(
+                        f"BookDelta.side={side!r}: must be 1 (bid) or 2 (ask); 0 only with CLEAR"
+                    )
+                f = last_flags if i == last else flags
+                try:
+                    _pack_delta(
+                        view,
+                        pos,
+                        BOOK_DELTA_SIZE,
+                        _T_DELTA,
+                        instrument_id,
+                        side,
+                        action,
+                        f,
+                        price,
+                        qty,
+                        exchange_seq,
+                        exchange_ts_ns,
+                        receive_ts_ns,
+                    )
+                except struct.error:
+                    raise _range_error(
+                        "BookDelta",
+                        BOOK_DELTA_FIELDS,
+                        (
+                            instrument_id,
+                            side,
+                            action,
+                            f,
+                            price,
+                            qty,
+                            exchange_seq,
+                            exchange_ts_ns,
+                            receive_ts_ns,
+                        ),
+                    ) from None
+                pos += BOOK_DELTA_SIZE
+                i += 1
+        finally:  # what was written stays written, even when a later delta is refused
+            self._count += i - start
+            self._pos = pos
+        return i
+
     def add_book_levels(
         self,
         instrument_id: int,
