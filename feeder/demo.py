@@ -349,8 +349,15 @@ class _Proc:
         try:
             return self.p.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            # Stuck: ask for every thread's stack (faulthandler, see feeder.cli) before the
+            # kill, so the report says where it was.
+            with contextlib.suppress(ProcessLookupError):
+                self.p.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return self.p.communicate(timeout=1.0)
             self.p.kill()
-            return self.p.communicate()
+            out, err = self.p.communicate()
+            return out, f"{err}\n{self.name} did not finish within {timeout_s:g} s: killed"
 
     def stop(self, timeout_s: float = 15.0) -> tuple[str, str]:
         if self.p.poll() is None:

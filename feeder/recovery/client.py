@@ -99,8 +99,8 @@ class ClientSettings:
     retries: int = 5  # requests per range before it is given up
     max_in_flight: int = 16
     max_count: int = 1 << 16  # messages per request (the feeder caps packets per answer too)
-    rate: float = 50.0  # requests/s, with ...
-    burst: int = 20  # ... this many at once (stay under the feeder's per-requester limit)
+    rate: float = 200.0  # requests/s, with ...
+    burst: int = 50  # ... this many at once (stay under the feeder's per-requester limit)
 
 
 class RecoveryClient:

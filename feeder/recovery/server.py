@@ -46,10 +46,10 @@ log = logging.getLogger("feeder.recovery")
 @dataclass(frozen=True)
 class RecoveryLimits:
     max_packets: int = 64  # packets in one answer; the receiver asks again for the rest
-    requester_rate: float = 50.0  # requests/s per requesting address ...
-    requester_burst: int = 100  # ... saved up to this many
-    total_rate: float = 500.0  # requests/s from everyone together
-    total_burst: int = 1000
+    requester_rate: float = 200.0  # requests/s per requesting address ...
+    requester_burst: int = 400  # ... saved up to this many
+    total_rate: float = 2000.0  # requests/s from everyone together
+    total_burst: int = 4000
     max_requesters: int = 1024  # addresses with a bucket; the least recently seen is forgotten
     max_queued_bytes: int = 4 << 20  # answers waiting for the socket beyond this are dropped
 
