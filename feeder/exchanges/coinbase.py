@@ -54,8 +54,35 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _day_cache: dict[str, int] = {}
 
 
+_second_cache: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds, once it parsed
+
+
 def iso_ns(text: str) -> int:
     """``2022-08-04T15:25:05.010758Z`` (UTC, 0-9 fraction digits) as ns since the epoch."""
+    # Every frame carries one; frames of the same second share the part before the fraction,
+    # which is remembered once it parsed, leaving only the fraction to check and read.
+    if text.endswith("Z"):
+        body = text[:-1]
+    elif text.endswith("+00:00"):
+        body = text[:-6]
+    else:
+        body = text
+    seconds = _second_cache.get(body[:19])
+    if seconds is None:
+        value = _iso_ns(text)  # the full checks (and their errors)
+        if len(_second_cache) > 4096:
+            _second_cache.clear()
+        _second_cache[body[:19]] = value // 1_000_000_000
+        return value
+    if len(body) == 19:
+        return seconds * 1_000_000_000
+    frac = body[20:]
+    if body[19] != "." or not frac.isdigit():
+        raise ValueError(f"bad timestamp {body!r}")
+    return seconds * 1_000_000_000 + int(frac[:9].ljust(9, "0"))
+
+
+def _iso_ns(text: str) -> int:
     if text.endswith("Z"):
         text = text[:-1]
     elif text.endswith("+00:00"):

@@ -159,9 +159,11 @@ class NumberCache(dict[object, int]):
         self.convert = convert
 
     def __missing__(self, value: object) -> int:
-        result = self.convert(value, self.scale)
         kind = type(value)
-        if (kind is float or kind is int) and value != 0 and value != 1:
+        if (kind is float or kind is int) and value == 0:
+            return 0  # a deleted level's size: never stored (False == 0), so skip convert()
+        result = self.convert(value, self.scale)
+        if (kind is float or kind is int) and value != 1:
             assert isinstance(value, int | float)
             if -_EXACT_FLOAT < value < _EXACT_FLOAT:
                 if len(self) >= CACHE_LIMIT:

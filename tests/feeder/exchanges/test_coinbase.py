@@ -8,15 +8,18 @@ be detected (only a crossed book would show it): there is no skip/corrupt round 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feeder.book.sequence import Verdict
 from feeder.exchanges.base import BookUpdate, ParseError
-from feeder.exchanges.coinbase import CoinbaseAdapter, iso_ns
+from feeder.exchanges.coinbase import CoinbaseAdapter, _iso_ns, iso_ns
 from feeder.sim.faults import Fault, FaultKind
 from feeder.sim.market import Instrument
 from feeder.sim.protocols.coinbase import CoinbaseSim
@@ -274,3 +277,27 @@ def test_sim_resubscribe_pushes_a_new_snapshot_and_heartbeats() -> None:
     for m in got:
         adapter.parse(orjson.dumps(m), 0, sink)
     assert sink.books and all(u.snapshot or u.exchange_ts_ns > 0 for _, u in sink.books)
+
+
+def _outcome_ns(f: Callable[[str], int], text: str) -> object:
+    try:
+        return f(text)
+    except ValueError as e:
+        return type(e), str(e)
+
+
+_stamps = st.one_of(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda d: d.isoformat(timespec="microseconds") + "Z"
+    ),
+    st.tuples(
+        st.sampled_from(["2022-08-04T15:25:05", "2022-08-04T15:25:06", "2022-13-04T15:25:05"]),
+        st.text(alphabet="0123456789.Z+:٣²x", max_size=12),
+    ).map("".join),
+)
+
+
+@given(st.lists(_stamps, max_size=20))
+def test_iso_ns_remembered_seconds_change_nothing(texts: list[str]) -> None:
+    for text in texts + texts:  # the second pass finds every valid second remembered
+        assert _outcome_ns(iso_ns, text) == _outcome_ns(_iso_ns, text)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feeder.book.orderbook import OrderBook
 from feeder.book.sync import State, SymbolBook
@@ -468,3 +471,35 @@ def test_checksum_follows_a_precision_change_and_remembered_levels() -> None:
     assert adapter.checksum("BTC/USD", book) == adapter.checksum("BTC/USD", book) == direct(1, 8)
     adapter.precision["BTC/USD"] = (2, 6)
     assert adapter.checksum("BTC/USD", book) == direct(2, 6)
+
+
+_stamps = st.one_of(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda d: d.isoformat(timespec="microseconds") + "Z"
+    ),
+    st.tuples(
+        st.sampled_from(["2023-10-06T17:35:55", "2023-10-06T17:35:56", "2023-02-30T17:35:55"]),
+        st.text(alphabet="0123456789.Z+:\u0663\u00b2x", max_size=10),
+    ).map("".join),
+)
+
+
+def _via_datetime(text: str) -> object:
+    try:
+        return (
+            (datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC))
+            // timedelta(microseconds=1)
+            * 1000
+        )
+    except (ValueError, TypeError) as e:
+        return type(e), str(e)
+
+
+@given(st.lists(_stamps, max_size=20))
+def test_rfc3339_remembered_seconds_change_nothing(texts: list[str]) -> None:
+    for text in texts + texts:  # the second pass finds every valid second remembered
+        try:
+            got: object = rfc3339_ns(text)
+        except (ValueError, TypeError) as e:
+            got = type(e), str(e)
+        assert got == _via_datetime(text)
