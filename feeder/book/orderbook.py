@@ -8,6 +8,7 @@ the top-N walk for checksums read the sorted list directly.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Mapping
 
 from feeder.wire import ASK, BID, BookAction
 
@@ -19,23 +20,69 @@ Change = tuple[int, int, int, int]  # (side, action, price, qty) as the wire's B
 
 
 class OrderBook:
-    __slots__ = ("_ask_px", "_bid_px", "asks", "bids")
+    __slots__ = ("_ask_px", "_ask_txt", "_bid_px", "_bid_txt", "_text", "asks", "bids")
 
     def __init__(self) -> None:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self._bid_px: list[int] = []  # ascending: best bid is the last
         self._ask_px: list[int] = []  # ascending: best ask is the first
+        # Optional: each level's text (a checksum's), in the price lists' order; see level_texts.
+        self._text: Mapping[tuple[int, int], str] | None = None
+        self._bid_txt: list[str] = []
+        self._ask_txt: list[str] = []
 
     def clear(self) -> None:
         self.bids.clear()
         self.asks.clear()
         self._bid_px.clear()
         self._ask_px.clear()
+        self._bid_txt.clear()
+        self._ask_txt.clear()
+
+    def level_texts(self, text: Mapping[tuple[int, int], str]) -> tuple[list[str], list[str]]:
+        """Each level's ``text[(price, qty)]``, bids then asks, ascending by price like the price
+        lists (the best bid is the last, the best ask the first). The lists are the book's own,
+        kept in step with every change from now on (until another ``text`` is asked for), so a
+        checksum over the top levels is a slice and a join, not a walk: read, don't modify.
+        """
+        if text is not self._text:
+            self._text = text
+            bids, asks = self.bids, self.asks
+            self._bid_txt = [text[p, bids[p]] for p in self._bid_px]
+            self._ask_txt = [text[p, asks[p]] for p in self._ask_px]
+        return self._bid_txt, self._ask_txt
+
+    def _set_text(self, is_bid: bool, price: int, qty: int) -> BookAction | None:
+        """``set`` for a book keeping level texts: the text list changes where the price did."""
+        if is_bid:
+            levels, prices, texts = self.bids, self._bid_px, self._bid_txt
+        else:
+            levels, prices, texts = self.asks, self._ask_px, self._ask_txt
+        assert self._text is not None
+        if qty:
+            if price in levels:
+                levels[price] = qty
+                texts[bisect_left(prices, price)] = self._text[price, qty]
+                return UPDATE
+            levels[price] = qty
+            i = bisect_left(prices, price)
+            prices.insert(i, price)
+            texts.insert(i, self._text[price, qty])
+            return ADD
+        if price in levels:
+            del levels[price]
+            i = bisect_left(prices, price)
+            del prices[i]
+            del texts[i]
+            return DELETE
+        return None
 
     def set(self, is_bid: bool, price: int, qty: int) -> BookAction | None:
         """Set a level's total quantity (0 deletes); returns what happened, None for a no-op
         (deleting a level that is not there)."""
+        if self._text is not None:
+            return self._set_text(is_bid, price, qty)
         levels, prices = (self.bids, self._bid_px) if is_bid else (self.asks, self._ask_px)
         if qty:
             if price in levels:
@@ -56,6 +103,8 @@ class OrderBook:
 
         The same as calling ``set`` per level, in one call: this runs for every book update.
         """
+        if self._text is not None:
+            return self._apply_text(bids, asks)
         changes: list[Change] = []
         add = changes.append
         for side, levels, prices, rows in (
@@ -75,6 +124,16 @@ class OrderBook:
                     del levels[p]
                     del prices[bisect_left(prices, p)]
                     add((side, _DELETE, p, q))
+        return changes
+
+    def _apply_text(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> list[Change]:
+        changes: list[Change] = []
+        set_ = self._set_text
+        for is_bid, side, rows in ((True, _BID, bids), (False, _ASK, asks)):
+            for p, q in rows:
+                done = set_(is_bid, p, q)
+                if done is not None:
+                    changes.append((side, int(done), p, q))
         return changes
 
     def best_bid(self) -> tuple[int, int] | None:
@@ -109,11 +168,15 @@ class OrderBook:
         if len(self._bid_px) > depth:
             for p in self._bid_px[: len(self._bid_px) - depth]:
                 del self.bids[p]
+            if self._text is not None:
+                del self._bid_txt[: len(self._bid_px) - depth]
             del self._bid_px[: len(self._bid_px) - depth]
         if len(self._ask_px) > depth:
             for p in self._ask_px[depth:]:
                 del self.asks[p]
             del self._ask_px[depth:]
+            if self._text is not None:
+                del self._ask_txt[depth:]
 
     def __len__(self) -> int:
         return len(self.bids) + len(self.asks)

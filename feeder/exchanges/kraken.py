@@ -264,9 +264,11 @@ class KrakenAdapter(Adapter):
         texts = self._texts.get(precision)
         if texts is None:
             texts = self._texts[precision] = LevelText(self._renderer(*precision))
-        asks = [texts[level] for level in book.top_asks(CHECKSUM_LEVELS)]
-        bids = [texts[level] for level in book.top_bids(CHECKSUM_LEVELS)]
-        return zlib.crc32("".join(asks + bids).encode())
+        # The book keeps each level's text in price order (see OrderBook.level_texts).
+        bid_text, ask_text = book.level_texts(texts)
+        bids = bid_text[-CHECKSUM_LEVELS:]
+        bids.reverse()  # best first
+        return zlib.crc32("".join(ask_text[:CHECKSUM_LEVELS] + bids).encode())
 
     def _renderer(self, pp: int, qp: int) -> Callable[[int, int], str]:
         """A level's checksum text at ``pp``/``qp`` decimals (remembered per level)."""

@@ -89,9 +89,23 @@ class OkxAdapter(Adapter):
     def __init__(self, price_scale: int = 8, qty_scale: int = 8) -> None:
         super().__init__(price_scale, qty_scale)
         self._text = LevelText(self._render)  # (price, size) -> "px:sz"
+        # A level's new size is rendered beside its price's known text, not both afresh.
+        self._prices: dict[int, str] = {}
+        self._sizes: dict[int, str] = {}
 
     def _render(self, price: int, size: int) -> str:
-        return f"{render(price, self.price_scale)}:{render(size, self.qty_scale)}"
+        prices, sizes = self._prices, self._sizes
+        pt = prices.get(price)
+        if pt is None:
+            if len(prices) >= 1 << 16:
+                prices.clear()
+            pt = prices[price] = render(price, self.price_scale)
+        st = sizes.get(size)
+        if st is None:
+            if len(sizes) >= 1 << 16:
+                sizes.clear()
+            st = sizes[size] = render(size, self.qty_scale)
+        return f"{pt}:{st}"
 
     @property
     def sequence(self) -> SequenceRule:
@@ -199,11 +213,13 @@ class OkxAdapter(Adapter):
             sink.control("info", f"{event}: {msg.get('code', '')} {msg.get('msg', '')}".strip())
 
     def checksum(self, symbol: str, book: OrderBook) -> int | None:
-        # Checked on every update over 50 levels: each level's "px:sz" text is remembered and
-        # the two sides are interleaved by slice assignment. Same string as checksum_text().
-        text = self._text
-        bids = [text[level] for level in book.top_bids(CHECKSUM_LEVELS)]
-        asks = [text[level] for level in book.top_asks(CHECKSUM_LEVELS)]
+        # Checked on every update over 50 levels: the book keeps each level's "px:sz" text in
+        # price order (rendered once per level, remembered), so the top 25 are slices, and the
+        # sides are interleaved by slice assignment. Same string as checksum_text().
+        bid_text, ask_text = book.level_texts(self._text)
+        bids = bid_text[-CHECKSUM_LEVELS:]
+        bids.reverse()  # best first
+        asks = ask_text[:CHECKSUM_LEVELS]
         n = min(len(bids), len(asks))
         parts = bids[:n] + asks[:n]
         parts[0::2] = bids[:n]
