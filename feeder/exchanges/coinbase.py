@@ -204,9 +204,9 @@ class CoinbaseAdapter(Adapter):
             raise
         sink.book(
             msg["product_id"],
-            BookUpdate(
-                False, bids, asks, exchange_ts_ns=iso_ns(msg["time"]), receive_ts_ns=receive_ts_ns
-            ),
+            # Positional (first, last, prev seq, checksum, exchange ts, receive ts): every book
+            # frame builds one, and keyword arguments cost a third of the call.
+            BookUpdate(False, bids, asks, 0, 0, 0, None, iso_ns(msg["time"]), receive_ts_ns),
         )
 
     def _levels(self, rows: list[list[str]]) -> list[tuple[int, int]]:

@@ -198,14 +198,18 @@ class KrakenAdapter(Adapter):
         for d in data:
             symbol = d["symbol"]
             ts = d.get("timestamp")  # snapshots may come without one
+            # Positional (first, last, prev seq, checksum, exchange ts, receive ts): every book
+            # frame builds one, and keyword arguments cost a third of the call.
             update = BookUpdate(
                 snapshot,
                 self._levels(d["bids"]),
                 self._levels(d["asks"]),
-                last_seq=arrival.get(symbol, 0) + 1,
-                checksum=int(d["checksum"]),
-                exchange_ts_ns=rfc3339_ns(ts) if ts else 0,
-                receive_ts_ns=receive_ts_ns,
+                0,
+                arrival.get(symbol, 0) + 1,
+                0,
+                int(d["checksum"]),
+                rfc3339_ns(ts) if ts else 0,
+                receive_ts_ns,
             )
             arrival[symbol] = update.last_seq
             sink.book(symbol, update)

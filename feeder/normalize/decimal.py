@@ -203,3 +203,32 @@ def parse_rows(
     except TypeError:
         ps, qs = prices.scale, sizes.scale
         return [(parse(r[0], ps), parse(r[1], qs)) for r in rows]
+
+
+def parse_book(
+    bids: Sequence[Sequence[str]],
+    asks: Sequence[Sequence[str]],
+    prices: TextCache,
+    sizes: TextCache,
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """``parse_pairs`` of both sides of a book message in one call (``bids`` first)."""
+    try:
+        return [(prices[p], sizes[q]) for p, q in bids], [(prices[p], sizes[q]) for p, q in asks]
+    except TypeError:
+        return parse_pairs(bids, prices, sizes), parse_pairs(asks, prices, sizes)
+
+
+def parse_book_rows(
+    bids: Sequence[Sequence[str]],
+    asks: Sequence[Sequence[str]],
+    prices: TextCache,
+    sizes: TextCache,
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """``parse_rows`` of both sides of a book message in one call (``bids`` first)."""
+    try:
+        return (
+            [(prices[r[0]], sizes[r[1]]) for r in bids],
+            [(prices[r[0]], sizes[r[1]]) for r in asks],
+        )
+    except TypeError:
+        return parse_rows(bids, prices, sizes), parse_rows(asks, prices, sizes)

@@ -16,6 +16,8 @@ from feeder.normalize.decimal import (
     TextCache,
     from_float,
     parse,
+    parse_book,
+    parse_book_rows,
     parse_pairs,
     parse_rows,
     render,
@@ -103,6 +105,18 @@ def test_parse_pairs_matches_parse(rows: list[tuple[str, str]], ps: int, qs: int
     assert _outcome(lambda: parse_pairs(rows, TEXT[ps], TEXT[qs])) == _outcome(old)  # memo hits
     padded = [[p, q, "0", "1"] for p, q in rows]
     assert _outcome(lambda: parse_rows(padded, TEXT[ps], TEXT[qs])) == _outcome(old)
+    half = len(rows) // 2
+
+    def both() -> object:
+        return old_of(rows[:half]), old_of(rows[half:])
+
+    def old_of(part: list[tuple[str, str]]) -> list[tuple[int, int]]:
+        return [(parse(p, ps), parse(q, qs)) for p, q in part]
+
+    got = _outcome(lambda: parse_book(rows[:half], rows[half:], TEXT[ps], TEXT[qs]))
+    assert got == _outcome(both)
+    got = _outcome(lambda: parse_book_rows(padded[:half], padded[half:], TEXT[ps], TEXT[qs]))
+    assert got == _outcome(both)
 
 
 def test_parse_pairs_exact_values() -> None:
@@ -132,6 +146,7 @@ def test_parse_pairs_errors_like_parse(rows: Any) -> None:
     expected = _outcome(old)
     assert isinstance(expected, tuple) and isinstance(expected[0], type)
     assert _outcome(lambda: parse_pairs(rows, TEXT[8], TEXT[8])) == expected
+    assert _outcome(lambda: parse_book([], rows, TEXT[8], TEXT[8])) == expected
 
 
 def test_memos_remember_only_what_converted_and_stay_bounded(
