@@ -252,8 +252,10 @@ class SymbolBook:
         book = self.book
         seq = self.seq
         changes = book.apply(bids, asks)
-        if self.depth is not None:
-            book.truncate(self.depth)
+        depth = self.depth
+        # Tested here, not by calling truncate(): most updates leave nothing to cut.
+        if depth is not None and (len(book.bids) > depth or len(book.asks) > depth):
+            book.truncate(depth)
         if changes:
             c.levels += len(changes)
             self._out.deltas(
