@@ -17,6 +17,11 @@ class Verdict(IntEnum):
     GAP = 2
 
 
+# Module constants: reading an enum member off its class costs ~130 ns on CPython 3.11, and a
+# rule is checked for every book update.
+APPLY, STALE, GAP = Verdict.APPLY, Verdict.STALE, Verdict.GAP
+
+
 class UpdateSeq(Protocol):
     first_seq: int
     last_seq: int
@@ -36,7 +41,7 @@ class NoSequence:
     name = "none"
 
     def check(self, book_seq: int, u: UpdateSeq, first: bool) -> Verdict:
-        return Verdict.APPLY
+        return APPLY
 
 
 class ContiguousRange:
@@ -50,10 +55,10 @@ class ContiguousRange:
 
     def check(self, book_seq: int, u: UpdateSeq, first: bool) -> Verdict:
         if u.last_seq <= book_seq:
-            return Verdict.STALE
+            return STALE
         if first:
-            return Verdict.APPLY if u.first_seq <= book_seq + 1 else Verdict.GAP
-        return Verdict.APPLY if u.first_seq == book_seq + 1 else Verdict.GAP
+            return APPLY if u.first_seq <= book_seq + 1 else GAP
+        return APPLY if u.first_seq == book_seq + 1 else GAP
 
 
 class PrevLinked:
@@ -63,10 +68,10 @@ class PrevLinked:
 
     def check(self, book_seq: int, u: UpdateSeq, first: bool) -> Verdict:
         if u.prev_seq == book_seq:
-            return Verdict.APPLY
+            return APPLY
         if u.last_seq <= book_seq:
-            return Verdict.STALE
-        return Verdict.GAP
+            return STALE
+        return GAP
 
 
 class Increment:
@@ -76,7 +81,7 @@ class Increment:
 
     def check(self, book_seq: int, u: UpdateSeq, first: bool) -> Verdict:
         if u.last_seq == book_seq + 1:
-            return Verdict.APPLY
+            return APPLY
         if u.last_seq <= book_seq:
-            return Verdict.STALE
-        return Verdict.GAP
+            return STALE
+        return GAP

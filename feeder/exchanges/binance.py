@@ -27,6 +27,7 @@ from feeder.normalize.decimal import TEXT, InexactValue, parse, parse_book, pars
 from feeder.wire import Exchange, Side
 
 _RULE = ContiguousRange()
+_BUY, _SELL = Side.BUY, Side.SELL  # not read off the enum per trade (~130 ns each)
 MS = 1_000_000
 
 
@@ -93,7 +94,7 @@ class BinanceAdapter(Adapter):
                 # "m": the buyer is the maker, so the aggressor sold.
                 sink.trade(
                     data["s"],
-                    Side.SELL if data["m"] else Side.BUY,
+                    _SELL if data["m"] else _BUY,
                     parse(data["p"], ps),
                     parse(data["q"], qs),
                     int(data["t"]),
