@@ -226,9 +226,14 @@ class OkxAdapter(Adapter):
         bids = bid_text[-CHECKSUM_LEVELS:]
         bids.reverse()  # best first
         asks = ask_text[:CHECKSUM_LEVELS]
-        n = min(len(bids), len(asks))
-        parts = bids[:n] + asks[:n]
-        parts[0::2] = bids[:n]
-        parts[1::2] = asks[:n]
-        parts += bids[n:] or asks[n:]  # the deeper side's remaining levels
+        if len(bids) == len(asks):  # the usual case: no slicing to equal lengths first
+            parts = bids + asks
+            parts[0::2] = bids
+            parts[1::2] = asks
+        else:
+            n = min(len(bids), len(asks))
+            parts = bids[:n] + asks[:n]
+            parts[0::2] = bids[:n]
+            parts[1::2] = asks[:n]
+            parts += bids[n:] or asks[n:]  # the deeper side's remaining levels
         return signed32(zlib.crc32(":".join(parts).encode()))
