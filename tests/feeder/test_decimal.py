@@ -189,3 +189,13 @@ def test_number_memo_matches_from_float(values: list[Any], scale: int) -> None:
     for _ in range(2):
         for v in values:
             assert _outcome(lambda v=v: memo[v]) == _outcome(lambda v=v: from_float(v, scale))
+
+
+def test_clear_memos_forgets_every_remembered_conversion() -> None:
+    from feeder.normalize.decimal import FLOAT, TEXT, clear_memos
+
+    assert TEXT[8]["1.5"] == 150_000_000 and FLOAT[8][2.5] == 250_000_000
+    assert "1.5" in TEXT[8] and 2.5 in FLOAT[8]
+    clear_memos()
+    assert "1.5" not in TEXT[8] and 2.5 not in FLOAT[8]
+    assert TEXT[8]["1.5"] == 150_000_000  # and converts again
