@@ -678,6 +678,9 @@ def run_exchanges(cfg: DemoConfig, log: Any = None) -> dict[str, Any]:
                     "parse_errors": ex["parse_errors"],
                     "books_equal": books.get(name, {}).get("equal", 0),
                     "books_mismatched": books.get(name, {}).get("mismatched", []),
+                    "symbols_not_live": sorted(
+                        s for s, v in ex.get("symbols", {}).items() if v.get("state") != "live"
+                    ),
                     "sim_events": sim_stats.get(name, {}).get("events", 0),
                 }
                 for name, ex in run_report["exchanges"].items()

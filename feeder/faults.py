@@ -28,6 +28,12 @@ def _books_ok(r: Report, name: str) -> bool:
     return bool(ex) and not ex["books_mismatched"] and ex["books_equal"] > 0
 
 
+def _not_live(r: Report, name: str) -> str:
+    """The feeder's symbols that were not live at the end (a resync still in flight)."""
+    waiting = _ex(r, name).get("symbols_not_live") or []
+    return f" (not live at the end in the feeder: {waiting})" if waiting else ""
+
+
 def _others_flow(r: Report, name: str) -> bool:
     return all(e["messages"] > 0 for n, e in r["exchanges"].items() if n != name)
 
@@ -61,6 +67,7 @@ def _exchange_fault(
                 f"symbols), other exchanges kept flowing"
                 if rec
                 else f"{exchange} books: {_ex(r, exchange).get('books_mismatched')} differ"
+                + _not_live(r, exchange)
             ),
         )
 

@@ -66,6 +66,7 @@ def test_faults_are_detected_books_equal_and_others_keep_flowing() -> None:
     assert b["reconnects"] >= 1  # dropped connection survived
     for name, e in ex.items():
         assert e["books_mismatched"] == [], (name, e)
+        assert e["symbols_not_live"] == [], (name, e)  # every resync finished
         assert e["books_equal"] == 2, (name, e)
         assert e["messages"] > 0, name
         if name != "binance":
