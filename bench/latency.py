@@ -3,10 +3,11 @@ self-tuning, over kernel UDP and AF_XDP.
 
 Each cell runs ``feeder demo --json`` (simulator -> feeder run -> veth -> receiver) with one
 exchange (binance, 4 symbols) at a target rate of market messages per second, and reports
-tick-to-wire (exchange frame read -> kernel TX timestamp; kernel UDP only, AF_XDP has no
-kernel TX stamp) and end-to-end (packet send time -> receiver's kernel RX timestamp)
-percentiles in µs. ``flush µs`` is ``feeder run --flush-us``: 50 (the default) lets a burst of
-frames share packets for up to 50 µs, 0 sends after every frame.
+tick-to-wire (exchange frame read -> kernel TX timestamp; on AF_XDP, which has no kernel TX
+stamp, the time the frame was handed to the kernel) and end-to-end (packet send time ->
+receiver's kernel RX timestamp) percentiles in µs. ``flush µs`` is ``feeder run
+--flush-us``: 50 (the default) lets a burst of frames share packets for up to 50 µs, 0 sends
+after every frame.
 Usage: ``python -m bench.latency [--quick] [--rates 1000,10000]``.
 """
 

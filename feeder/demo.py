@@ -300,8 +300,9 @@ def render(report: dict[str, Any]) -> str:
         *(
             [
                 f"tick-to-wire p50 {ttw['p50']}  p95 {ttw['p95']}  p99 {ttw['p99']}  "
-                f"p99.9 {ttw['p999']}  max {ttw['max']} µs  (exchange frame read -> kernel TX "
-                f"timestamp, {ttw['count']} messages once every book was live; "
+                f"p99.9 {ttw['p999']}  max {ttw['max']} µs  (exchange frame read -> "
+                f"{_tx_point(report['send_path'])}, {ttw['count']} messages once every book "
+                "was live; "
                 f"{report.get('tick_to_wire_not_timed', 0)} read during start-up sync not timed)"
             ]
             if (ttw := report.get("tick_to_wire_us"))
@@ -391,6 +392,13 @@ def _http(netns: str | None, method: str, url: str) -> Any:
         return call()
     with entered(netns):
         return call()
+
+
+def _tx_point(send_path: str) -> str:
+    """Where tick-to-wire ends on this send path."""
+    if send_path.startswith("xdp"):
+        return "AF_XDP frame handed to the kernel (no kernel TX stamp on this path)"
+    return "kernel TX timestamp"
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:

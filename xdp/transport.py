@@ -33,7 +33,9 @@ import errno
 import ipaddress
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -204,6 +206,7 @@ class XdpTransport:
         port_holder: socket.socket | None = None,
         notes: dict[str, str] | None = None,
         batch: int = 256,
+        tx_times: bool = False,
     ) -> None:
         tx = xsk.tx
         if tx is None:
@@ -240,7 +243,15 @@ class XdpTransport:
             request = checksum_request(UDP_OFFSET, UDP_CHECKSUM_OFFSET)
             for slot_start in umem.frame_addresses():
                 umem.view[slot_start : slot_start + len(request)] = request
-        self._free = self._frames[::-1]  # pop() hands out the lowest addresses first
+        # FIFO: a completed frame is reused only after every other free frame, so a sent
+        # packet's bytes stay readable for drain_tx for ~frame_count packets.
+        self._free: deque[int] = deque(self._frames)
+        # TX times: (frame address, length, frame generation, ns right after the kick). AF_XDP
+        # has no kernel TX timestamp; in copy mode the kick transmits before it returns.
+        self._tx_log: deque[tuple[int, int, int, int]] | None = (
+            deque(maxlen=umem.frame_count) if tx_times else None
+        )
+        self._generation = [0] * umem.frame_count  # bumped when a frame is filled again
         self._staged_addr: list[int] = []
         self._staged_len: list[int] = []
         self._staged_dest: list[int] = []
@@ -270,6 +281,7 @@ class XdpTransport:
         need_wakeup: bool = True,
         batch: int = 256,
         max_datagram: int | None = None,
+        tx_times: bool = False,
     ) -> XdpTransport:
         """Open the AF_XDP path on the interface named (or addressed) ``ifname_or_addr``.
 
@@ -279,7 +291,8 @@ class XdpTransport:
         ``TransportUnavailable`` saying exactly why the path cannot be used here.
         ``max_datagram``: the largest datagram the caller will offer; refused up front when
         the interface's MTU cannot carry it unfragmented. ``batch``: datagrams staged before
-        ``offer`` asks for a flush.
+        ``offer`` asks for a flush. ``tx_times``: note when each frame was handed to the kernel
+        (for ``drain_tx``).
         """
         _check_batch(batch)
         if mode != "auto" and mode not in MODES:
@@ -317,7 +330,9 @@ class XdpTransport:
                     f"fit: {udp_frames.limit_reason} allows {udp_frames.max_payload} (raise "
                     "the MTU or send smaller packets)"
                 )
-            transport = cls(xsk, udp_frames, port_holder=holder, notes=notes, batch=batch)
+            transport = cls(
+                xsk, udp_frames, port_holder=holder, notes=notes, batch=batch, tx_times=tx_times
+            )
             undo.pop_all()
         return transport
 
@@ -344,7 +359,8 @@ class XdpTransport:
             raise self.frames.too_large(n)
         if not 0 <= dest < self._destinations:
             raise IndexError(f"destination {dest} not in 0..{self._destinations - 1}")
-        addr = free.pop()
+        addr = free.popleft()
+        self._generation[addr >> self._shift] += 1
         # Headers are written for the whole batch at flush (xdp.frames.write_headers).
         start = addr + HEADER_LEN
         self._view[start : start + n] = packet
@@ -368,11 +384,21 @@ class XdpTransport:
                 self._write_many()
             self._prod = (self._prod + staged) & M32
             tx.set_producer(self._prod)
+            sent = (
+                list(zip(self._staged_addr, self._staged_len, strict=True))
+                if self._tx_log is not None
+                else None
+            )
             self._staged_addr.clear()
             self._staged_len.clear()
             self._staged_dest.clear()
+        else:
+            sent = None
         consumed, completed = self._cons, self.completions
         self._send()
+        if sent and self._tx_log is not None:
+            now, gen, shift = time.time_ns(), self._generation, self._shift
+            self._tx_log.extend((a, n, gen[a >> shift], now) for a, n in sent)
         self._reap()
         if self._zero_copy:
             return self.completions - completed
@@ -459,7 +485,7 @@ class XdpTransport:
                     or ((addrs & self._frame_mask) != self._headroom).any()
                 ):
                     raise self._bad_completion()
-                self._free += addrs.tolist()
+                self._free.extend(addrs.tolist())
         self._completed = (cons + n) & M32
         cq.set_consumer(self._completed)
         self.completions += n
@@ -497,6 +523,24 @@ class XdpTransport:
     def _datagram(self, addr: int, length: int) -> tuple[bytes, int]:
         frame = self.umem.view[addr : addr + length]
         return self.frames.payload_of(frame), self.frames.destination_of(frame)
+
+    def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int:
+        """Hand up to ``limit`` sent packets (our UDP payload) with the time they were handed to
+        the kernel to ``on_packet``, oldest first. A frame filled again since is skipped: its
+        bytes are another packet now."""
+        log = self._tx_log
+        if not log:
+            return 0
+        gen, shift, view = self._generation, self._shift, self._view
+        n = 0
+        while log and n < limit:
+            addr, length, g, ns = log.popleft()
+            if gen[addr >> shift] != g:
+                continue
+            start = addr + HEADER_LEN
+            on_packet(view[start : start + length], ns)
+            n += 1
+        return n
 
     def take_unsent(self) -> list[tuple[bytes, int]]:
         """What was given to this transport and is not known to be sent, oldest first.
@@ -552,7 +596,7 @@ class XdpTransport:
         if self._closed:
             return
         self._closed = True
-        self._free = []  # offer() refuses from now on; flush() raises
+        self._free = deque()  # offer() refuses from now on; flush() raises
         self.xsk.close()
         self._memory.release()  # its numpy views pin the UMEM mapping
         del self._view

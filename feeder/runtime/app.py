@@ -97,6 +97,7 @@ def xdp_candidates(
     ttl: int,
     netns: str | None,
     max_datagram: int = 1400,  # the Publisher's default max_packet
+    tx_times: bool = False,
 ) -> list[Candidate]:
     """AF_XDP zero-copy, then copy mode (``xdp.transport``, imported only when tried)."""
 
@@ -107,7 +108,13 @@ def xdp_candidates(
             except ImportError as e:
                 raise TransportUnavailable(f"AF_XDP support cannot be loaded: {e}") from e
             return XdpTransport.open(
-                iface, destinations, mode=mode, ttl=ttl, netns=netns, max_datagram=max_datagram
+                iface,
+                destinations,
+                mode=mode,
+                ttl=ttl,
+                netns=netns,
+                max_datagram=max_datagram,
+                tx_times=tx_times,
             )
 
         return Candidate(f"xdp-{mode}", open_xdp)
@@ -129,7 +136,9 @@ def send_candidates(cfg: FeederConfig, chmap: ChannelMap) -> list[Candidate]:
                 _unavailable(f"xdp-{m}", cfg.xdp_unavailable) for m in ("zerocopy", "copy")
             ] + udp
         dests = both_lines(chmap, line_b_map(cfg, chmap))
-        xdp = xdp_candidates(cfg.interface, dests, ttl=cfg.ttl, netns=cfg.netns)
+        xdp = xdp_candidates(
+            cfg.interface, dests, ttl=cfg.ttl, netns=cfg.netns, tx_times=cfg.tx_timestamps
+        )
         return xdp + udp
     return udp
 
