@@ -28,14 +28,13 @@ from feeder.listen.inorder import InOrderBooks
 from feeder.listen.tracker import SequenceTracker
 from feeder.metrics.histogram import Histogram
 from feeder.net import validate
-from feeder.net.mcast import BufferReport, open_receiver
+from feeder.net.mcast import BufferReport, open_receiver, request_buffer
 from feeder.net.mmsg import BatchReceiver, make_receiver
 from feeder.net.netns import socket_in
 from feeder.net.timestamps import await_rx_stamping, enable_rx_software
 from feeder.recovery.client import ClientSettings, RecoveryClient
 from feeder.wire import Packet, PacketHeader, PacketKind, Reject, decode_header, decode_packet
 
-SO_RCVBUFFORCE = 33  # linux/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN)
 RECOVERY_RCVBUF = 16 << 20
 
 DATA, HEARTBEAT = PacketKind.DATA, PacketKind.HEARTBEAT
@@ -132,10 +131,7 @@ class Receiver:
         self._socks.append(sock)
         # Answers arrive as bursts of whole packets: the default buffer (~200 KiB) overflows
         # and the recovered data would be lost again.
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECOVERY_RCVBUF)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECOVERY_RCVBUF)
+        request_buffer(sock, "rcv", RECOVERY_RCVBUF, force=True)
         try:
             sock.bind((cfg.iface_addr, 0))
         except OSError as e:

@@ -76,12 +76,12 @@ def _validate_buffer(size: int | None, what: str) -> None:
         validate.int_in(size, 1, BUFFER_MAX, f"{what} (bytes)")
 
 
-def _buffer(
+def request_buffer(
     sock: socket.socket,
     kind: Literal["rcv", "snd"],
     requested: int | None,
     force: bool,
-    read: SysctlReader,
+    read: SysctlReader = read_sysctl,
 ) -> BufferReport:
     """Request a buffer size (forced if asked and permitted) and report the read-back."""
     option, force_option, sysctl = (
@@ -161,7 +161,7 @@ def open_sender(
             raise
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(loop))
-        report = _buffer(sock, "snd", sndbuf, force_buffer, read)
+        report = request_buffer(sock, "snd", sndbuf, force_buffer, read)
         sock.setblocking(blocking)
     except BaseException:
         sock.close()
@@ -194,7 +194,7 @@ def open_receiver(
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Size the buffer before joining so no datagram arrives into the default one.
-        report = _buffer(sock, "rcv", rcvbuf, force_buffer, read)
+        report = request_buffer(sock, "rcv", rcvbuf, force_buffer, read)
         sock.bind((group, port))
         membership = socket.inet_aton(group) + socket.inet_aton(iface_addr)
         try:

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from feeder.net.mcast import BufferReport, open_sender
+from feeder.net.mcast import BufferReport, open_sender, request_buffer
 from feeder.net.mmsg import BatchSender, make_sender
 from feeder.net.timestamps import (
     SOF_TIMESTAMPING_SOFTWARE,
@@ -61,7 +61,6 @@ class TxStamped(Protocol):
     def drain_tx(self, on_packet: Callable[[memoryview, int], None], limit: int = 4096) -> int: ...
 
 
-SO_RCVBUFFORCE = 33  # linux/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN)
 TX_STAMP_QUEUE_BYTES = 8 << 20
 
 
@@ -85,13 +84,9 @@ class UdpTransport:
             # Without OPT_TSONLY the kernel returns the packet with its timestamp, so the
             # latency of every message in it can be read back (see metrics/ticktowire.py).
             enable(sock, SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
-            # The error queue is charged to the receive buffer: give it room. Capped at the
-            # default rmem_max (208 KiB) only ~40 stamped packets fit and the rest of a burst's
-            # stamps are dropped silently, so force it where we may.
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, TX_STAMP_QUEUE_BYTES)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TX_STAMP_QUEUE_BYTES)
+            # The error queue is charged to the receive buffer, and stamps that do not fit are
+            # dropped silently: give it room, past rmem_max where we may.
+            request_buffer(sock, "rcv", TX_STAMP_QUEUE_BYTES, force=True)
         self.name = "udp-sendmmsg" if type(sender).__name__ == "MmsgSender" else "udp-sendto"
 
     @classmethod
