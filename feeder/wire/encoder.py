@@ -111,6 +111,17 @@ _TYPE_NAMES: Final = {
 }
 
 
+def _bad_delta(side: int, action: int) -> ValueError:
+    """Why a BookDelta's side/action pair is refused (cold path, after the check failed)."""
+    if not 1 <= action <= 4:
+        return ValueError(f"BookDelta.action={action!r} is not a BookAction (1..4)")
+    return ValueError(f"BookDelta.side={side!r}: must be 1 (bid) or 2 (ask); 0 only with CLEAR")
+
+
+def _bad_delta_flags(flags: int) -> ValueError:
+    return ValueError(f"BookDelta.flags={flags:#x} sets bits outside {DELTA_FLAGS_MASK:#x}")
+
+
 def _range_error(message: str, fields: Fields, values: Sequence[object]) -> ValueError:
     """Name the first field whose value the wire type cannot hold (cold path, after a failure)."""
     for (name, fmt), value in zip(fields, values, strict=True):
@@ -386,14 +397,10 @@ class PacketEncoder:
         pos = self._pos
         if pos + BOOK_DELTA_SIZE > self._limit:
             self._refuse(BOOK_DELTA_SIZE, "BookDelta")
-        if not 1 <= action <= 4:
-            raise ValueError(f"BookDelta.action={action!r} is not a BookAction (1..4)")
-        if not 0 <= side <= 2 or (side == 0 and action != _CLEAR):
-            raise ValueError(
-                f"BookDelta.side={side!r}: must be 1 (bid) or 2 (ask); 0 only with CLEAR"
-            )
+        if not 1 <= action <= 4 or not 0 <= side <= 2 or (side == 0 and action != _CLEAR):
+            raise _bad_delta(side, action)
         if flags & ~DELTA_FLAGS_MASK:
-            raise ValueError(f"BookDelta.flags={flags:#x} sets bits outside {DELTA_FLAGS_MASK:#x}")
+            raise _bad_delta_flags(flags)
         try:
             _pack_delta(
                 self._view,
@@ -450,9 +457,8 @@ class PacketEncoder:
         limit = self._limit
         if pos + BOOK_DELTA_SIZE > limit:
             self._refuse(BOOK_DELTA_SIZE, "BookDelta")
-        for f in (flags, last_flags):
-            if f & ~DELTA_FLAGS_MASK:
-                raise ValueError(f"BookDelta.flags={f:#x} sets bits outside {DELTA_FLAGS_MASK:#x}")
+        if (flags | last_flags) & ~DELTA_FLAGS_MASK:
+            raise _bad_delta_flags(flags if flags & ~DELTA_FLAGS_MASK else last_flags)
         view = self._view
         last = len(deltas) - 1
         i = start
@@ -460,12 +466,8 @@ class PacketEncoder:
             for side, action, price, qty in deltas[start:]:
                 if pos + BOOK_DELTA_SIZE > limit:
                     break
-                if not 1 <= action <= 4:
-                    raise ValueError(f"BookDelta.action={action!r} is not a BookAction (1..4)")
-                if not 0 <= side <= 2 or (side == 0 and action != _CLEAR):
-                    raise ValueError(
-                        f"BookDelta.side={side!r}: must be 1 (bid) or 2 (ask); 0 only with CLEAR"
-                    )
+                if not 1 <= action <= 4 or not 0 <= side <= 2 or (side == 0 and action != _CLEAR):
+                    raise _bad_delta(side, action)
                 f = last_flags if i == last else flags
                 try:
                     _pack_delta(
