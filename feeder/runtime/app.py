@@ -165,8 +165,7 @@ def require_send_path(send_path: str, path: SendPath) -> None:
     )
 
 
-NOTHING_UNSENT = 1 << 62  # later than any read time
-NOT_YET = 1 << 63  # tick-to-wire: later than any frame's read time
+LATER = 1 << 62  # later than any frame's read time: "nothing unsent", "not timing yet"
 IDLE_TX_DRAIN = 16  # TX timestamps read per idle loop turn (the ticker takes the rest)
 
 
@@ -192,7 +191,7 @@ class Flusher:
         self.max_delay_ns = max_delay_ns
         self.clock = clock
         self.pending = False
-        self.oldest_ns = NOTHING_UNSENT  # read time of the oldest frame not yet sent
+        self.oldest_ns = LATER  # read time of the oldest frame not yet sent
         self.bounded = 0  # polls made inside a burst because of the bound
 
     def request(self, read_ns: int) -> None:
@@ -213,7 +212,7 @@ class Flusher:
 
     def _poll(self) -> None:
         self.publisher.poll()
-        self.oldest_ns = NOTHING_UNSENT
+        self.oldest_ns = LATER
 
 
 class FeederApp:
@@ -242,7 +241,7 @@ class FeederApp:
         self.connections: list[ExchangeConnection] = []
         self.books: dict[str, dict[str, SymbolBook]] = {}
         self.started = 0.0
-        self.tick_to_wire = TickToWire(since_ns=NOT_YET)  # timed once every book is live
+        self.tick_to_wire = TickToWire(since_ns=LATER)  # timed once every book is live
         self.tuning: list[tuning.Step] = []
         self.flusher: Flusher | None = None
         self.tick_to_wire_from_s: float | None = None
@@ -355,9 +354,9 @@ class FeederApp:
         return report
 
     def _all_books_live(self) -> bool:
-        return all(
+        return bool(self.books) and all(
             b.state is State.LIVE for books in self.books.values() for b in books.values()
-        ) and bool(self.books)
+        )
 
     def _start_sender(self) -> None:
         self.path.start()
@@ -370,7 +369,7 @@ class FeederApp:
             await asyncio.sleep(0.05)
             self.publisher.poll()
             self.path.drain_tx(self.tick_to_wire.on_packet)
-            if self.tick_to_wire.since_ns == NOT_YET and self._all_books_live():
+            if self.tick_to_wire.since_ns == LATER and self._all_books_live():
                 self.tick_to_wire.since_ns = time.time_ns()
                 self.tick_to_wire_from_s = round(time.monotonic() - self.started, 3)
             if time.monotonic() >= next_defs:
@@ -413,7 +412,7 @@ class FeederApp:
             # Timed from when every book was first live (start-up sync buffering excluded).
             "tick_to_wire_from_s": self.tick_to_wire_from_s,
             "tick_to_wire_not_timed": self.tick_to_wire.not_timed,
-            # Packets whose kernel TX timestamp came back (of "packets"): the coverage.
+            # Packets whose TX time came back (of "packets"): the coverage.
             "tick_to_wire_packets": self.tick_to_wire.packets,
             "tuning": tuning.as_json(self.tuning),
             "channels": [asdict(s) for s in stats],
