@@ -377,6 +377,8 @@ class XdpTransport:
             raise TransportError(f"{self.name}: closed")
         tx = self._tx
         staged = len(self._staged_addr)
+        sent_addr: list[int] = []
+        sent_len: list[int] = []
         if staged:
             if staged < VECTOR_FROM:
                 self._write_few()
@@ -384,21 +386,19 @@ class XdpTransport:
                 self._write_many()
             self._prod = (self._prod + staged) & M32
             tx.set_producer(self._prod)
-            sent = (
-                list(zip(self._staged_addr, self._staged_len, strict=True))
-                if self._tx_log is not None
-                else None
-            )
-            self._staged_addr.clear()
-            self._staged_len.clear()
+            # The batch's lists are handed over whole (fresh ones staged into next): their
+            # frames' TX times are noted after the kick below, without copying them first.
+            sent_addr, sent_len = self._staged_addr, self._staged_len
+            self._staged_addr, self._staged_len = [], []
             self._staged_dest.clear()
-        else:
-            sent = None
         consumed, completed = self._cons, self.completions
         self._send()
-        if sent and self._tx_log is not None:
+        log = self._tx_log
+        if sent_addr and log is not None:
             now, gen, shift = time.time_ns(), self._generation, self._shift
-            self._tx_log.extend((a, n, gen[a >> shift], now) for a, n in sent)
+            log.extend(
+                (a, n, gen[a >> shift], now) for a, n in zip(sent_addr, sent_len, strict=True)
+            )
         self._reap()
         if self._zero_copy:
             return self.completions - completed
